@@ -1,0 +1,49 @@
+"""The interface every export format implements, and what a conversion gets to work with."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+OPSET = 17  # pinned ONNX opset: supported by tf2onnx 1.17 and every onnxruntime since 1.11
+
+
+class UnknownFormat(KeyError):
+    def __str__(self):
+        return self.args[0]
+
+
+@dataclass
+class ExportContext:
+    """What a conversion may need besides the model: calibration images (training images only,
+    never test images), a scratch folder, and a memo so a model is converted to a shared
+    intermediate (e.g. float ONNX before int8) only once per run."""
+    calibration: np.ndarray            # float32 (N, 28, 28), normalised
+    calibration_indices: list
+    scratch: Path
+    memo: dict = field(default_factory=dict)
+
+
+class Format:
+    """`convert` writes the artifact and returns manifest details; `export` validates it with the
+    runtime named here: within `tolerance` on the softmax outputs for float formats, by top-1
+    agreement (at least `min_agreement`) for quantized ones."""
+    name: str = ""
+    filename: str = ""
+    runtime: str = ""
+    quantized: bool = False
+    calibrated: bool = False           # uses the calibration images (static int8 quantization)
+    tolerance: float | None = None     # max abs difference of class probabilities (float formats)
+    min_agreement: float = 0.99        # top-1 agreement with the source model (quantized formats)
+
+    def not_for(self, variant: str) -> str | None:
+        """Why this format is not made for a model variant, or None when it is."""
+        return None
+
+    def convert(self, model, target: Path, ctx: ExportContext) -> dict:
+        raise NotImplementedError
+
+    def settings(self) -> dict:
+        """Everything besides the model that changes the artifact (part of the export cache key)."""
+        return {"tolerance": self.tolerance, "min_agreement": self.min_agreement}

@@ -1,0 +1,91 @@
+"""ONNX through tf2onnx at a pinned opset, checked with onnx.checker; int8 by ONNX Runtime's
+static QDQ quantization calibrated on the same training images as TFLite int8."""
+from __future__ import annotations
+
+from collections import Counter
+from importlib import metadata
+
+import numpy as np
+
+from fmnist.export import register_format
+from fmnist.export.base import OPSET, Format
+
+
+def _float_onnx(model, ctx):
+    """The float ONNX model proto, converted once per model and export run."""
+    if "onnx" not in ctx.memo:
+        import tensorflow as tf
+        import tf2onnx
+        spec = (tf.TensorSpec([None, 28, 28], tf.float32, name="images"),)
+        proto, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=OPSET)
+        ctx.memo["onnx"] = proto
+    return ctx.memo["onnx"]
+
+
+def describe(path) -> dict:
+    import onnx
+    model = onnx.load(str(path))
+    onnx.checker.check_model(model, full_check=True)
+    elem = onnx.TensorProto.DataType.Name
+    return {"opset": {o.domain or "ai.onnx": o.version for o in model.opset_import}[("ai.onnx")],
+            "inputs": {i.name: elem(i.type.tensor_type.elem_type) for i in model.graph.input},
+            "outputs": {o.name: elem(o.type.tensor_type.elem_type) for o in model.graph.output},
+            "op_counts": dict(Counter(node.op_type for node in model.graph.node)),
+            "checker": "onnx.checker.check_model(full_check=True) passed"}
+
+
+class Onnx(Format):
+    name, filename, runtime = "onnx", "model.onnx", "onnxruntime"
+    tolerance = 1e-4
+
+    def settings(self):
+        return {**super().settings(), "opset": OPSET}
+
+    def convert(self, model, target, ctx):
+        import onnx
+        onnx.save(_float_onnx(model, ctx), str(target))
+        return {"converter": "tf2onnx.convert.from_keras", "converter_version": metadata.version("tf2onnx"),
+                **describe(target)}
+
+
+class CalibrationReader:
+    """Feeds the calibration images to ONNX Runtime's quantizer one at a time."""
+
+    def __init__(self, images, input_name):
+        self.batches = iter([{input_name: image[None].astype(np.float32)} for image in images])
+
+    def get_next(self):
+        return next(self.batches, None)
+
+
+class OnnxInt8(Format):
+    name, filename, runtime = "onnx-int8", "model.onnx", "onnxruntime"
+    quantized = calibrated = True
+
+    def not_for(self, variant):
+        if variant.endswith("qat"):
+            return "a quantization-aware model's onnx export is already an int8 QDQ graph; this would quantize it twice"
+        return None
+
+    def settings(self):
+        return {**super().settings(), "opset": OPSET, "quant_format": "QDQ", "per_channel": True}
+
+    def convert(self, model, target, ctx):
+        import onnx
+        from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+        from onnxruntime.quantization.shape_inference import quant_pre_process
+        float_path, prepared = ctx.scratch / "float.onnx", ctx.scratch / "prepared.onnx"
+        onnx.save(_float_onnx(model, ctx), str(float_path))
+        quant_pre_process(str(float_path), str(prepared))
+        input_name = onnx.load(str(prepared)).graph.input[0].name
+        quantize_static(str(prepared), str(target), CalibrationReader(ctx.calibration, input_name),
+                        quant_format=QuantFormat.QDQ, activation_type=QuantType.QInt8,
+                        weight_type=QuantType.QInt8, per_channel=True)  # as TFLite's int8 does
+        return {"converter": "tf2onnx + onnxruntime.quantization.quantize_static (QDQ, int8, per-channel)",
+                "converter_version": {"tf2onnx": metadata.version("tf2onnx"),
+                                      "onnxruntime": metadata.version("onnxruntime")},
+                **describe(target)}
+
+
+register_format(Onnx())
+register_format(OnnxInt8())

@@ -1,0 +1,225 @@
+"""The model registry: every architecture of the seed READMEs, each with the recipe it is trained by.
+
+timm-style: `@register_model` on a function that returns a `ModelSpec`, `list_models()`,
+`create_model(name)`. An architecture is a tuple of small layer descriptions, so a test can work out
+the parameter count it implies without asking Keras, and every model takes the same input: a float32
+batch of shape (N, 28, 28) with pixels in [0, 1].
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import fmnist  # noqa: F401  (selects tf_keras before TensorFlow loads)
+
+INPUT_SHAPE = (28, 28)
+NUM_CLASSES = 10
+
+
+# --- layer descriptions -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Flatten:
+    pass
+
+
+@dataclass(frozen=True)
+class AddChannel:
+    """(28, 28) -> (28, 28, 1): README 002's input layer that reshapes the image for convolutions."""
+
+
+@dataclass(frozen=True)
+class Dense:
+    units: int
+    activation: str = "relu"
+
+
+@dataclass(frozen=True)
+class Conv:
+    filters: int
+    kernel: int = 3
+    activation: str = "relu"
+
+
+@dataclass(frozen=True)
+class MaxPool:
+    size: int = 2
+
+
+# --- recipes ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class StopRule:
+    """Stop at the end of an epoch once training accuracy > accuracy_above or loss < loss_below."""
+    accuracy_above: float | None = None
+    loss_below: float | None = None
+
+
+@dataclass(frozen=True)
+class LRSweep:
+    """README 001's search: lr = start * 10**(epoch / epochs_per_decade). The pick is the lr at the
+    lowest loss divided by 10 (the usual rule for a rate that is fast but still stable), but never
+    below `start`: a rate the sweep did not try is a guess, not a measurement."""
+    start: float = 1e-3
+    epochs: int = 40
+    epochs_per_decade: int = 20
+
+
+@dataclass(frozen=True)
+class Recipe:
+    optimizer: str = "adam"            # "adam" or "sgd"
+    learning_rate: float = 1e-3        # Keras' default for Adam; a sweep replaces it when set
+    epochs: int = 5
+    batch_size: int = 32               # Keras' default, which every seed uses
+    validation: str = "none"           # "none", "test" (the test set, as READMEs 001/002) or "holdout"
+    holdout_size: int = 0              # images held out of training when validation == "holdout"
+    stop: StopRule | None = None
+    lr_sweep: LRSweep | None = None
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    source: str                        # seed README ("000".."004") or "own"
+    summary: str
+    layers: tuple
+    recipe: Recipe
+    reported: dict = field(default_factory=dict)  # figures the README reports, as fractions
+    notes: str = ""                    # where we chose a value the README leaves out
+
+
+_REGISTRY: dict[str, ModelSpec] = {}
+
+
+def register_model(fn):
+    """Register the ModelSpec that `fn` returns under `fn`'s name."""
+    spec = fn()
+    if spec.name != fn.__name__:
+        raise ValueError(f"model function {fn.__name__} returns a spec named {spec.name}")
+    _REGISTRY[spec.name] = spec
+    return fn
+
+
+def list_models() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+class UnknownModel(KeyError):
+    def __str__(self):
+        return f"unknown model {self.args[0]!r}; known models: {', '.join(list_models())}"
+
+
+def get_spec(name: str) -> ModelSpec:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise UnknownModel(name) from None
+
+
+def _keras_layer(layer):
+    from tf_keras import layers as kl
+    if isinstance(layer, Flatten):
+        return kl.Flatten()
+    if isinstance(layer, AddChannel):
+        return kl.Reshape((*INPUT_SHAPE, 1))
+    if isinstance(layer, Dense):
+        return kl.Dense(layer.units, activation=layer.activation)
+    if isinstance(layer, Conv):
+        return kl.Conv2D(layer.filters, layer.kernel, activation=layer.activation)
+    if isinstance(layer, MaxPool):
+        return kl.MaxPooling2D(layer.size)
+    raise TypeError(f"no Keras layer for {layer!r}")
+
+
+def create_model(name: str):
+    """The untrained tf_keras model of a registered architecture (uncompiled)."""
+    import tf_keras as keras
+    spec = get_spec(name)
+    return keras.Sequential([keras.layers.InputLayer(input_shape=INPUT_SHAPE),
+                             *(_keras_layer(layer) for layer in spec.layers)], name=name)
+
+
+def count_macs(model) -> int:
+    """Multiply-accumulates for one image: dense in*out, convolution out_h*out_w*k*k*c_in*c_out."""
+    import tf_keras as keras
+    macs = 0
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Dense):
+            macs += int(layer.kernel.shape[0]) * int(layer.kernel.shape[1])
+        elif isinstance(layer, keras.layers.Conv2D):
+            _, h, w, _ = layer.output_shape
+            macs += h * w * int(layer.kernel.shape.num_elements())
+    return macs
+
+
+# --- README 000: three MLPs, Adam, sparse categorical cross-entropy, 5 epochs ---------------------
+@register_model
+def mlp128():
+    return ModelSpec("mlp128", "000", "Dense 128 (README 000 model 1)",
+                     (Flatten(), Dense(128), Dense(10, "softmax")), Recipe(epochs=5))
+
+
+@register_model
+def mlp512():
+    return ModelSpec("mlp512", "000", "Dense 512 (README 000 model 2)",
+                     (Flatten(), Dense(512), Dense(10, "softmax")), Recipe(epochs=5))
+
+
+@register_model
+def mlp512_stop():
+    return ModelSpec("mlp512_stop", "000", "Dense 512, stop at accuracy > 60% or loss < 0.4 (model 3)",
+                     (Flatten(), Dense(512), Dense(10, "softmax")),
+                     Recipe(epochs=5, stop=StopRule(accuracy_above=0.60, loss_below=0.40)))
+
+
+# --- README 001: tiny MLPs, the test set as validation, a learning-rate sweep -------------------
+@register_model
+def mlp4x2():
+    return ModelSpec("mlp4x2", "001", "Dense 4-4 (README 001 model 1)",
+                     (Flatten(), Dense(4), Dense(4), Dense(10, "softmax")),
+                     Recipe(epochs=10, validation="test"),
+                     notes="10 epochs: the low end of the README's '10-40 (varying by experiment)'")
+
+
+@register_model
+def mlp4x3():
+    return ModelSpec("mlp4x3", "001", "Dense 4-4-4 (README 001 model 2)",
+                     (Flatten(), Dense(4), Dense(4), Dense(4), Dense(10, "softmax")),
+                     Recipe(epochs=10, validation="test"),
+                     notes="10 epochs, as model 1, so the deeper net is compared at the same budget")
+
+
+@register_model
+def mlp4x3_tuned():
+    return ModelSpec("mlp4x3_tuned", "001", "Dense 4-4-4, learning rate from the sweep (models 3-4)",
+                     (Flatten(), Dense(4), Dense(4), Dense(4), Dense(10, "softmax")),
+                     Recipe(epochs=40, validation="test", lr_sweep=LRSweep()),
+                     reported={"train_accuracy": 0.8171, "validation_accuracy": 0.803},
+                     notes="model 3 is the 40-epoch sweep; model 4 retrains 40 epochs at its pick")
+
+
+# --- README 002: the CNN ------------------------------------------------------------------------
+@register_model
+def cnn32_64():
+    return ModelSpec("cnn32_64", "002", "Conv 32-64, Dense 64 (README 002)",
+                     (AddChannel(), Conv(32), MaxPool(2), Conv(64), MaxPool(2), Flatten(),
+                      Dense(64), Dense(10, "softmax")),
+                     Recipe(epochs=10, validation="test"),
+                     reported={"test_accuracy": 0.9102})
+
+
+# --- README 003: 300-100 MLP with SGD and a held-out validation set -----------------------------
+@register_model
+def mlp300_100_sgd():
+    return ModelSpec("mlp300_100_sgd", "003", "Dense 300-100, SGD (README 003)",
+                     (Flatten(), Dense(300), Dense(100), Dense(10, "softmax")),
+                     Recipe(optimizer="sgd", learning_rate=0.01, epochs=30,
+                            validation="holdout", holdout_size=5000),
+                     reported={"train_accuracy": 0.958, "validation_accuracy": 0.895},
+                     notes="SGD at Keras' default lr 0.01, 30 epochs, 5,000 training images held out")
+
+
+# --- README 004: Dense 128 until 95% training accuracy ------------------------------------------
+@register_model
+def mlp128_stop95():
+    return ModelSpec("mlp128_stop95", "004", "Dense 128, up to 50 epochs, stop at 95% accuracy",
+                     (Flatten(), Dense(128), Dense(10, "softmax")),
+                     Recipe(epochs=50, stop=StopRule(accuracy_above=0.95)),
+                     notes="Adam, the README's unnamed optimizer, as the other seeds use")

@@ -1,0 +1,51 @@
+"""The one small interface every runtime adapter implements."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+class UnknownRuntime(KeyError):
+    def __str__(self):
+        return self.args[0]
+
+
+class Session:
+    """A loaded artifact. `bind` prepares inputs (not timed), `invoke` is the runtime call itself
+    (what latency measures), `result` returns float32 class probabilities, dequantized if needed."""
+
+    def bind(self, images: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def invoke(self) -> None:
+        raise NotImplementedError
+
+    def result(self) -> np.ndarray:
+        raise NotImplementedError
+
+    def predict(self, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        outputs = []
+        for start in range(0, len(images), batch_size):
+            self.bind(images[start:start + batch_size])
+            self.invoke()
+            outputs.append(self.result())
+        return np.concatenate(outputs)
+
+
+class Runtime:
+    """Runs some formats on some device. `unavailable()` says why it cannot run here, or None."""
+    name: str = ""
+    formats: tuple = ()
+    device: str = "cpu"
+    takes_threads: bool = True
+
+    def unavailable(self) -> str | None:
+        return None
+
+    def load(self, path: Path, fmt: str, threads: int | None = None) -> Session:
+        raise NotImplementedError
+
+    def describe(self) -> dict:
+        """runtime, version, provider, device: what a result row says it ran on."""
+        raise NotImplementedError

@@ -1,0 +1,50 @@
+"""The seeds' own way to run a model: the tf_keras model called directly, and `model.predict`."""
+from __future__ import annotations
+
+from importlib import metadata
+
+from fmnist.runtimes.base import Runtime, Session
+
+
+class KerasSession(Session):
+    def __init__(self, path, use_predict):
+        import fmnist  # noqa: F401  (tf_keras before TensorFlow)
+        import tf_keras as keras
+        from tensorflow_model_optimization.quantization.keras import quantize_scope
+        with quantize_scope():  # QAT models carry quantize wrappers
+            self.model = keras.models.load_model(path)
+        self.use_predict = use_predict
+
+    def bind(self, images):
+        self.inputs = images
+
+    def invoke(self):
+        if self.use_predict:
+            self.outputs = self.model.predict(self.inputs, batch_size=len(self.inputs), verbose=0)
+        else:
+            self.outputs = self.model(self.inputs, training=False)
+
+    def result(self):
+        return self.outputs if self.use_predict else self.outputs.numpy()
+
+
+class Keras(Runtime):
+    formats = ("keras",)
+    takes_threads = False
+
+    def __init__(self, name, use_predict):
+        self.name, self.use_predict = name, use_predict
+
+    def load(self, path, fmt, threads=None):
+        return KerasSession(path, self.use_predict)
+
+    def describe(self):
+        return {"runtime": self.name, "version": metadata.version("tf-keras"),
+                "provider": "model.predict" if self.use_predict else "model call (eager)",
+                "device": self.device}
+
+
+from fmnist.runtimes import register_runtime  # noqa: E402
+
+register_runtime(Keras("keras", use_predict=False))
+register_runtime(Keras("keras-predict", use_predict=True))

@@ -1,0 +1,62 @@
+"""LiteRT (ai_edge_litert), for every TFLite variant, with an explicit thread count."""
+from __future__ import annotations
+
+from importlib import metadata
+
+import numpy as np
+
+from fmnist.runtimes.base import Runtime, Session
+
+
+def quantize(values: np.ndarray, detail: dict) -> np.ndarray:
+    scale, zero_point = detail["quantization"]
+    if not scale:
+        return values.astype(detail["dtype"])
+    info = np.iinfo(detail["dtype"])
+    return np.clip(np.round(values / scale) + zero_point, info.min, info.max).astype(detail["dtype"])
+
+
+def dequantize(values: np.ndarray, detail: dict) -> np.ndarray:
+    scale, zero_point = detail["quantization"]
+    if not scale:
+        return values.astype(np.float32)
+    return ((values.astype(np.float32) - zero_point) * scale).astype(np.float32)
+
+
+class LiteRTSession(Session):
+    def __init__(self, path, threads):
+        from ai_edge_litert.interpreter import Interpreter
+        self.interpreter = Interpreter(model_path=str(path), num_threads=threads)
+        self.input = self.interpreter.get_input_details()[0]
+        self.output = self.interpreter.get_output_details()[0]
+        self.batch = None
+
+    def bind(self, images):
+        if len(images) != self.batch:  # an interpreter is fixed to one shape until resized
+            self.interpreter.resize_tensor_input(self.input["index"], (len(images), *images.shape[1:]))
+            self.interpreter.allocate_tensors()
+            self.batch = len(images)
+        self.interpreter.set_tensor(self.input["index"], quantize(images, self.input))
+
+    def invoke(self):
+        self.interpreter.invoke()
+
+    def result(self):
+        return dequantize(self.interpreter.get_tensor(self.output["index"]), self.output)
+
+
+class LiteRT(Runtime):
+    name = "litert"
+    formats = ("tflite", "tflite-fp16", "tflite-dynamic", "tflite-int8")
+
+    def load(self, path, fmt, threads=None):
+        return LiteRTSession(path, threads)
+
+    def describe(self):
+        return {"runtime": self.name, "version": metadata.version("ai-edge-litert"),
+                "provider": "XNNPACK/builtin", "device": self.device}
+
+
+from fmnist.runtimes import register_runtime  # noqa: E402
+
+register_runtime(LiteRT())
