@@ -29,9 +29,10 @@ def _files(path: Path) -> list[Path]:
     return sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
 
 
-def digest(path: Path) -> dict:
+def digest(path: Path, sizes: bool = True) -> dict:
     """SHA-256, raw size and gzip size (level 9) of a file, or of a folder's files taken together
-    (a SavedModel is a folder): pruning only pays off once an artifact is compressed."""
+    (a SavedModel is a folder): pruning only pays off once an artifact is compressed. Without
+    `sizes`, the hash alone (the check before every use, where gzip would cost the most)."""
     path = Path(path)
     if not path.exists():
         raise ArtifactError(f"{path}: artifact not found")
@@ -40,8 +41,9 @@ def digest(path: Path) -> dict:
         raw = file.read_bytes()
         sha.update(str(file.relative_to(path.parent)).encode() + b"\0" + hashlib.sha256(raw).digest())
         size += len(raw)
-        gz += len(gzip.compress(raw, compresslevel=9, mtime=0))
-    return {"sha256": sha.hexdigest(), "size_bytes": size, "size_gzip_bytes": gz}
+        if sizes:
+            gz += len(gzip.compress(raw, compresslevel=9, mtime=0))
+    return {"sha256": sha.hexdigest(), **({"size_bytes": size, "size_gzip_bytes": gz} if sizes else {})}
 
 
 def read_manifest(folder: Path) -> dict:
@@ -56,13 +58,8 @@ def read_manifest(folder: Path) -> dict:
 def verified_path(folder: Path, manifest: dict) -> Path:
     """The artifact's path, after checking its bytes are the ones the manifest describes."""
     path = Path(folder) / manifest["artifact"]
-    actual = digest(path)["sha256"]
+    actual = digest(path, sizes=False)["sha256"]
     if actual != manifest["sha256"]:
         raise ArtifactError(f"{path}: SHA-256 {actual[:12]}… does not match its manifest's "
                             f"{manifest['sha256'][:12]}…; re-export it (fmnist-export --force)")
     return path
-
-
-def find_manifests(exports: Path) -> list[Path]:
-    """Every exported artifact folder under exports/<model>/<format>/."""
-    return sorted(p.parent for p in Path(exports).glob(f"*/*/{MANIFEST}"))

@@ -155,3 +155,49 @@ def export_main(argv=None) -> int:
     for failure in failures:
         print(f"error: {failure['error']}", file=sys.stderr)
     return 1 if failures else 0
+
+
+@_guarded
+def bench_main(argv=None) -> int:
+    """fmnist-bench: the whole pipeline (train, export, measure every runtime) and results/."""
+    from fmnist.export import list_formats
+    from fmnist.runtimes import list_runtimes
+    formats_known = ["keras", *list_formats()]
+    parser = OneLineParser(prog="fmnist-bench", description=bench_main.__doc__)
+    parser.add_argument("--model", action="append", default=[], metavar="NAME", help="(repeatable; default all)")
+    parser.add_argument("--format", action="append", default=[], metavar="FORMAT",
+                        help=f"(repeatable; default all): {', '.join(formats_known)}")
+    parser.add_argument("--runtime", action="append", default=[], metavar="RUNTIME",
+                        help=f"(repeatable; default all): {', '.join(list_runtimes())}")
+    parser.add_argument("--no-qat", action="store_true", help="skip the quantization-aware variants")
+    parser.add_argument("--prune", type=sparsity_fraction, default=0.5, help="pruned variants' sparsity (0.5)")
+    parser.add_argument("--no-prune", action="store_true", help="skip the pruned variants")
+    parser.add_argument("--finetune-epochs", type=positive_int, default=1)
+    parser.add_argument("--min-calls", type=positive_int, default=25, help="timed batch-1 calls, at least")
+    parser.add_argument("--min-seconds", type=float, default=0.1, help="timed batch-1 seconds, at least")
+    parser.add_argument("--threads", type=positive_int, default=None, help="threads for LiteRT/ORT (all cores)")
+    parser.add_argument("--epochs", type=positive_int, help="override recipe epochs when training (quick runs)")
+    parser.add_argument("--subset", type=positive_int, help="train on this many images (quick runs)")
+    _common(parser)
+    args = parser.parse_args(argv)
+    for value, known, what in ((args.format, formats_known, "format"), (args.runtime, list_runtimes(), "runtime")):
+        for name in value:
+            if name not in known:
+                parser.error(f"unknown {what} {name!r}; choose from: {', '.join(known)}")
+    if args.min_seconds <= 0:
+        parser.error("argument --min-seconds: must be above 0")
+    names = _models(parser, args.model)
+
+    from fmnist import benchmark, train, variants
+    from fmnist.harness import Settings
+    settings = Settings(min_calls=args.min_calls, min_seconds=args.min_seconds,
+                        **({"threads": args.threads} if args.threads else {}))
+    document = benchmark.run(
+        names, args.format or formats_known, args.runtime or list_runtimes(),
+        variants.variant_names(not args.no_qat, None if args.no_prune else args.prune),
+        args.exports or train.DEFAULT_EXPORTS, args.results, data_dir=args.data_dir, settings=settings,
+        finetune_epochs=args.finetune_epochs, epochs=args.epochs, subset=args.subset, progress=not args.quiet)
+    counts = {s: sum(r["status"] == s for r in document["records"]) for s in ("ok", "error", "unavailable")}
+    print(f"wrote {args.results}/: {counts['ok']} rows measured, {counts['error']} errors, "
+          f"{counts['unavailable']} runtimes unavailable")
+    return 0

@@ -70,3 +70,61 @@ def lr_sweep(learning_rates, losses, pick: float, title: str, path: Path) -> Non
     ax.grid(alpha=0.3)
     ax.legend()
     _save(fig, path)
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of the points no other point beats on both lower latency and higher accuracy."""
+    order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1]))
+    front, best = [], -np.inf
+    for i in order:
+        if points[i][1] > best:
+            front.append(i)
+            best = points[i][1]
+    return front
+
+
+def accuracy_vs_latency(rows: list[dict], path: Path) -> None:
+    """One point per (model, variant, format, runtime); marker area is the artifact's size."""
+    models = sorted({r["model"] for r in rows})
+    runtimes = sorted({r["runtime"] for r in rows})
+    colours = plt.get_cmap("tab10" if len(models) <= 10 else "tab20")
+    markers = dict(zip(runtimes, "osD^v<>ph*"))
+    points = [(r["latency_us"]["p50"], 100 * r["accuracy"]) for r in rows]
+    area = np.sqrt(np.array([r["size_bytes"] for r in rows], dtype=float))
+    area = 10 + 290 * area / area.max()
+    fig, ax = plt.subplots(figsize=(11, 6.5))
+    for i, r in enumerate(rows):
+        ax.scatter(*points[i], s=area[i], marker=markers[r["runtime"]], alpha=0.55, edgecolors="none",
+                   color=colours(models.index(r["model"]) % colours.N))
+    front = pareto_front(points)
+    ax.plot(*zip(*[points[i] for i in front]), color="black", linewidth=1, linestyle="--", label="Pareto front")
+    for i in front:
+        ax.annotate(f"{rows[i]['model']} {rows[i]['variant']}\n{rows[i]['format']}/{rows[i]['runtime']}",
+                    points[i], fontsize=6, xytext=(4, -10), textcoords="offset points")
+    for j, model in enumerate(models):
+        ax.scatter([], [], color=colours(j % colours.N), label=model)
+    for runtime, marker in markers.items():
+        ax.scatter([], [], color="grey", marker=marker, label=runtime)
+    ax.set_xscale("log")
+    ax.set(xlabel="batch-1 latency p50 (µs, log)", ylabel="test accuracy (%)",
+           title="Accuracy vs latency (marker area: artifact size)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7, ncol=2, loc="lower right")
+    _save(fig, path)
+
+
+def latency_by_runtime(rows: list[dict], path: Path) -> None:
+    """Per runtime, every row's latency distribution: a dot at p50 and a bar from p50 to p99."""
+    runtimes = sorted({r["runtime"] for r in rows})
+    fig, ax = plt.subplots(figsize=(9, 1 + 0.8 * len(runtimes)))
+    rng = np.random.default_rng(0)
+    for y, runtime in enumerate(runtimes):
+        mine = [r["latency_us"] for r in rows if r["runtime"] == runtime]
+        jitter = y + rng.uniform(-0.25, 0.25, len(mine))
+        ax.hlines(jitter, [m["p50"] for m in mine], [m["p99"] for m in mine], alpha=0.4, linewidth=1)
+        ax.scatter([m["p50"] for m in mine], jitter, s=10)
+    ax.set_yticks(range(len(runtimes)), runtimes)
+    ax.set_xscale("log")
+    ax.set(xlabel="batch-1 latency (µs, log): dot p50, bar to p99", title="Latency by runtime, one mark per artifact")
+    ax.grid(alpha=0.3, axis="x", which="both")
+    _save(fig, path)

@@ -7,6 +7,7 @@ from pathlib import Path
 from tabulate import tabulate
 
 from fmnist.atomic import atomic_dir, write_text
+from fmnist.harness import LATENCY_SCOPE as LATENCY_SCOPE_TEXT
 from fmnist.models import get_spec, list_models
 from fmnist.train import RECORD_FILE, TrainedModelError, model_dir, read_record
 
@@ -78,3 +79,216 @@ def write_training(exports: Path, results: Path) -> Path:
     path = Path(results) / "training.md"
     write_text(path, "\n".join(lines))
     return path
+
+
+# --- benchmark outputs --------------------------------------------------------------------------
+EDGE_RUNTIMES = ("litert", "onnxruntime", "onnxruntime-cuda")
+SPEEDUP_TARGET, MAX_DROP_PTS, INT8_SHRINK_TARGET = 100, 0.5, 3.5
+
+
+def flatten(record: dict, prefix: str = "") -> dict:
+    """Nested fields as dotted columns (latency_us.p50), for the CSV."""
+    flat = {}
+    for key, value in record.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        elif isinstance(value, list):
+            flat[f"{prefix}{key}"] = "; ".join(map(str, value))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _csv(records: list[dict]) -> str:
+    import csv
+    import io
+    rows = [flatten(r) for r in records]
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    out = io.StringIO()
+    writer = csv.DictWriter(out, columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def _us(value) -> str:
+    if value is None:
+        return ""
+    return f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
+
+
+def _label(r: dict) -> str:
+    return f"{r['variant']} · {r['format']} · {r['runtime']}"
+
+
+def _keras_rows(ok: list[dict]) -> dict:
+    """(model) -> the base model's direct Keras call: the reference the speed-ups are against."""
+    return {r["model"]: r for r in ok if r["runtime"] == "keras" and r["variant"] == "base"}
+
+
+def headline(records: list[dict]) -> tuple[list, list]:
+    """One row per model: the Keras call, the fastest sound edge row, the smallest sound artifact,
+    and the three checks stated with their measured figures."""
+    ok = [r for r in records if r["status"] == "ok"]
+    keras = _keras_rows(ok)
+    rows, notes = [], []
+    for model, ref in sorted(keras.items()):
+        sound = [r for r in ok if r["model"] == model and not r["flagged"]
+                 and r["accuracy"] >= ref["accuracy"] - MAX_DROP_PTS / 100]
+        edge = [r for r in sound if r["runtime"] in EDGE_RUNTIMES]
+        fastest = min(edge, key=lambda r: r["latency_us"]["p50"], default=None)
+        smallest = min(sound, key=lambda r: r["size_bytes"], default=None)
+        sizes = {(r["variant"], r["format"]): r["size_bytes"] for r in ok if r["model"] == model}
+        fp32, int8 = sizes.get(("base", "tflite")), sizes.get(("base", "tflite-int8")) or sizes.get(("qat", "tflite-int8"))
+        int8_from = "base" if sizes.get(("base", "tflite-int8")) else "qat"
+        shrink = fp32 / int8 if fp32 and int8 else None
+        speedup = ref["latency_us"]["p50"] / fastest["latency_us"]["p50"] if fastest else None
+        rows.append([model, ref["source"], pct(ref["accuracy"]), _us(ref["latency_us"]["p50"]),
+                     _label(fastest) if fastest else "none sound", pct(fastest["accuracy"]) if fastest else "",
+                     _us(fastest["latency_us"]["p50"]) if fastest else "", f"{speedup:,.0f}×" if speedup else "",
+                     f"{_label(smallest)}: {smallest['size_bytes']:,} B" if smallest else "",
+                     f"{shrink:.2f}× ({int8_from})" if shrink else "no int8 artifact"])
+        if not speedup or speedup < SPEEDUP_TARGET:
+            notes.append(f"{model}: the fastest sound edge row is {speedup or 0:.0f}× the Keras call, "
+                         f"short of {SPEEDUP_TARGET}×")
+        if not shrink or shrink < INT8_SHRINK_TARGET:
+            notes.append(f"{model}: int8 TFLite is {shrink or 0:.2f}× smaller than float32, short of "
+                         f"{INT8_SHRINK_TARGET}×")
+        if int8_from == "qat" and shrink:
+            notes.append(f"{model}: post-training int8 failed validation (see the errors below); "
+                         f"the int8 size is the quantization-aware variant's")
+    headers = ["model", "README", "Keras acc", "Keras call p50 µs", f"fastest edge row within {MAX_DROP_PTS} pts",
+               "its acc", "p50 µs", "speed-up", "smallest sound artifact", "int8 vs fp32 TFLite"]
+    return [headers, *rows], notes
+
+
+def _table(rows, headers) -> str:
+    return tabulate(rows, headers, tablefmt="github", disable_numparse=True)
+
+
+def accuracy_table(ok: list[dict]) -> str:
+    rows = [[r["model"], r["variant"], r["format"], r["runtime"], pct(r["accuracy"]),
+             f"{100 * r['accuracy_delta']:+.2f}", pct(r["agreement"]), f"{r['max_abs_diff']:.1e}",
+             "⚠ " + ", ".join(r["flag_reasons"]) if r["flagged"] else ""] for r in ok]
+    return _table(rows, ["model", "variant", "format", "runtime", "accuracy", "Δ pts vs Keras", "top-1 agreement",
+                         "max |Δp|", "flag"])
+
+
+def latency_table(ok: list[dict]) -> str:
+    keras = _keras_rows(ok)
+    rows = []
+    for r in ok:
+        lat, single = r["latency_us"], r.get("single_thread")
+        ref = keras.get(r["model"])
+        rows.append([r["model"], r["variant"], r["format"], r["runtime"], r["threads"] or "all",
+                     _us(lat["p50"]), _us(lat["p90"]), _us(lat["p99"]), _us(lat["mean"]), _us(lat["std"]), lat["n"],
+                     f"{ref['latency_us']['p50'] / lat['p50']:,.0f}×" if ref else "",
+                     _us(single["latency_us"]["p50"]) if single else "",
+                     f"{r['throughput_ips']:,.0f}", f"{single['throughput_ips']:,.0f}" if single else "",
+                     f"{r['load_ms']:.1f}", f"{r['first_inference_ms']:.2f}", f"{r['peak_rss_mb']:.0f}",
+                     f"{r['model_rss_mb']:.1f}"])
+    return _table(rows, ["model", "variant", "format", "runtime", "threads", "p50 µs", "p90", "p99", "mean", "std",
+                         "calls", "vs Keras call", "p50 µs 1 thread", "img/s", "img/s 1 thread", "load ms",
+                         "first call ms", "peak RSS MB", "model RSS MB"])
+
+
+def size_table(ok: list[dict]) -> str:
+    seen, rows = set(), []
+    fp32 = {(r["model"], r["variant"]): r["size_bytes"] for r in ok if r["format"] == "tflite"}
+    for r in ok:
+        key = (r["model"], r["variant"], r["format"])
+        if key in seen:
+            continue
+        seen.add(key)
+        ref = fp32.get((r["model"], r["variant"]))
+        rows.append([r["model"], r["variant"], r["format"], f"{r['size_bytes']:,}", f"{r['size_gzip_bytes']:,}",
+                     f"{ref / r['size_bytes']:.2f}×" if ref else "", f"{r['params']:,}",
+                     f"{r['nonzero_params']:,}" if r.get("nonzero_params") else "", f"{r['macs']:,}"])
+    return _table(rows, ["model", "variant", "format", "bytes", "gzip bytes", "fp32 TFLite / this", "params",
+                         "non-zero params", "MACs/image"])
+
+
+def _problems(records: list[dict]) -> list[str]:
+    lines = []
+    for r in records:
+        if r["status"] == "unavailable":
+            lines.append(f"- **{r['runtime']}** ({r['device']}) not measured: {r['error']}")
+        elif r["status"] == "error":
+            lines.append(f"- {r['model']} {r['variant']} {r['format']} on {r['runtime']}: {r['error']}")
+    return lines
+
+
+def write_benchmark(document: dict, results: Path, exports: Path) -> None:
+    """results/README.md, accuracy.md, latency.md, size.md, benchmark.json/.csv and the plots, staged
+    in a temp folder and moved in together at the end (an interrupted run changes nothing)."""
+    import os
+
+    from fmnist import plots
+    from fmnist.atomic import write_json
+    records = document["records"]
+    ok = sorted((r for r in records if r["status"] == "ok"),
+                key=lambda r: (r["model"], r["variant"] != "base", r["variant"], r["format"], r["runtime"]))
+    env = environment_lines(document["environment"])
+    settings = document["settings"]
+    method = [f"- Batch-1 latency: {settings['warmup_calls']} warm-up calls, then at least {settings['min_calls']} "
+              f"calls and {settings['min_seconds']} s (at most {settings['max_calls']:,}); timed: "
+              f"{LATENCY_SCOPE_TEXT}.",
+              f"- Throughput at batch {settings['throughput_batch']}; accuracy on all 10,000 test images; parity "
+              f"against the Keras source model of the same variant.",
+              f"- Flagged (⚠): accuracy more than {MAX_DROP_PTS} pts below the source model, or top-1 agreement "
+              f"under 99%.",
+              "- Memory: each runtime runs in a process of its own; peak RSS is that process's high-water mark "
+              "while holding and running the artifact (reset before each), model RSS the part above the "
+              "process's size before loading it."]
+    head, notes = headline(records)
+    problems = _problems(records)
+    readme = ["# Results: which model, in which format, on which runtime", "",
+              "Written by `fmnist-bench` (`tox -e bench`) from a real run; do not edit by hand.", "",
+              "## Headline", "", _table(head[1:], head[0]), "",
+              "Fastest edge row: the lowest batch-1 p50 on LiteRT or ONNX Runtime among rows that are not "
+              f"flagged and within {MAX_DROP_PTS} points of the Keras model's accuracy.", ""]
+    if notes:
+        readme += ["Where a target is missed:", "", *[f"- {n}" for n in notes], ""]
+    overhead = document.get("harness_overhead")
+    if overhead:
+        method.append(f"- Harness overhead: on {Path(overhead['artifact']).parent.parent.name} TFLite, the "
+                      f"harness's p50 is {overhead['harness_p50_us']:.2f} µs against {overhead['bare_loop_us']:.2f} "
+                      f"µs per call for a bare `interpreter.invoke()` loop: ratio {overhead['ratio']:.3f}.")
+    readme += ["## Environment", "", *env, "", "## Method", "", *method, "",
+               "## More", "", "- [accuracy.md](accuracy.md): accuracy and parity, every row",
+               "- [latency.md](latency.md): latency, throughput, cold start and memory, every row",
+               "- [size.md](size.md): artifact sizes, parameters and MACs",
+               "- [training.md](training.md): how each model was trained",
+               "- [benchmark.json](benchmark.json) / [benchmark.csv](benchmark.csv): every record (fields in the "
+               "project README)", "",
+               "![accuracy vs latency](plots/accuracy_vs_latency.png)", "",
+               "![latency per runtime](plots/latency_by_runtime.png)", ""]
+    if problems:
+        readme += ["## Not measured, and errors", "", *problems, ""]
+    if document.get("not_made"):
+        readme += ["## Not made (format does not apply to the variant)", "",
+                   *sorted({f"- {s['format']} of quantization-aware variants: {s['reason']}"
+                            for s in document["not_made"]}), ""]
+
+    def page(title, table):
+        return "\n".join([f"# {title}", "", "Written by `fmnist-bench` from a real run.", "", table, "",
+                          "## Environment", "", *env, "", "## Method", "", *method, ""])
+
+    results.mkdir(parents=True, exist_ok=True)
+    staged = Path(results) / f".bench-staging-{os.getpid()}"
+    shutil.rmtree(staged, ignore_errors=True)
+    (staged / "plots").mkdir(parents=True)
+    try:
+        write_text(staged / "README.md", "\n".join(readme))
+        write_text(staged / "accuracy.md", page("Accuracy and parity", accuracy_table(ok)))
+        write_text(staged / "latency.md", page("Latency, throughput, cold start, memory", latency_table(ok)))
+        write_text(staged / "size.md", page("Size", size_table(ok)))
+        write_json(staged / "benchmark.json", document)
+        write_text(staged / "benchmark.csv", _csv(records))
+        plots.accuracy_vs_latency(ok, staged / "plots" / "accuracy_vs_latency.png")
+        plots.latency_by_runtime(ok, staged / "plots" / "latency_by_runtime.png")
+        (Path(results) / "plots").mkdir(exist_ok=True)
+        for file in sorted(p for p in staged.rglob("*") if p.is_file()):
+            os.replace(file, Path(results) / file.relative_to(staged))
+    finally:
+        shutil.rmtree(staged, ignore_errors=True)

@@ -27,6 +27,7 @@ DEFAULT_EXPORTS = Path(os.environ.get("FMNIST_EXPORTS", "exports"))
 # HDF5, not .keras: tf_keras' .keras format cannot load a quantization-aware model back
 # ("Layer 'quantize_layer' expected 5 variables, but received 3"), and one format serves all models.
 MODEL_FILE, RECORD_FILE = "model.h5", "record.json"
+PROBABILITIES_FILE = "test_probabilities.npy"  # the source model's outputs: what parity compares to
 STEPS_PER_EXECUTION = 50  # same updates in the same order, half the per-step Python overhead
 SWEEP_DIR = "_lr_sweeps"
 
@@ -214,7 +215,8 @@ def train(name: str, exports: Path = DEFAULT_EXPORTS, ds: fdata.FashionMNIST | N
 
     x_test = fdata.normalise(ds.test_images)
     test_loss, test_acc = model.evaluate(x_test, ds.test_labels, batch_size=1024, verbose=0)
-    predicted = model.predict(x_test, batch_size=1024, verbose=0).argmax(axis=1)
+    probabilities = model.predict(x_test, batch_size=1024, verbose=0)
+    predicted = probabilities.argmax(axis=1)
     record = {
         "model": name, "variant": "base", "source": spec.source, "summary": spec.summary,
         "recipe": asdict(recipe), "notes": spec.notes, "reported": spec.reported,
@@ -233,6 +235,7 @@ def train(name: str, exports: Path = DEFAULT_EXPORTS, ds: fdata.FashionMNIST | N
     with atomic_dir(folder) as tmp:
         save_model(model, tmp / MODEL_FILE)
         write_json(tmp / RECORD_FILE, record)
+        np.save(tmp / PROBABILITIES_FILE, probabilities)
         plots.learning_curves(hist, name, tmp / "learning_curves.png")
         plots.confusion_matrix(ds.test_labels, predicted, name, tmp / "confusion_matrix.png")
         plots.prediction_grid(ds.test_images, ds.test_labels, predicted, name, tmp / "predictions.png", seed)

@@ -21,7 +21,7 @@ from fmnist import data as fdata, environment
 from fmnist.artifacts import file_sha256
 from fmnist.atomic import atomic_dir, write_json
 from fmnist.models import get_spec
-from fmnist.train import (MODEL_FILE, RECORD_FILE, EpochProgress, TrainedModelError, training_arrays,
+from fmnist.train import (MODEL_FILE, PROBABILITIES_FILE, RECORD_FILE, EpochProgress, TrainedModelError, training_arrays,
                           compile_model, load_model, model_dir, read_record, save_model, train)
 
 FINETUNE_EPOCHS = 1
@@ -122,4 +122,5 @@ def derive(name: str, variant: str, exports: Path, ds: fdata.FashionMNIST, *,
     with atomic_dir(folder) as tmp:
         save_model(model, tmp / MODEL_FILE)
         write_json(tmp / RECORD_FILE, record)
+        np.save(tmp / PROBABILITIES_FILE, model.predict(x_test, batch_size=1024, verbose=0))
     return folder

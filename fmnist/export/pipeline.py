@@ -68,6 +68,20 @@ def _cached(folder: Path, key: str) -> dict | None:
     return None
 
 
+def _failure_path(folder: Path, fmt: Format) -> Path:
+    return folder / f"{fmt.name}.failed.json"
+
+
+def _cached_failure(folder: Path, fmt: Format, key: str) -> dict | None:
+    """The same conversion of the same model failed before: a deterministic result, not retried
+    (until the model, the format's settings or the libraries change, or --force)."""
+    try:
+        failure = json.loads(_failure_path(folder, fmt).read_text())
+    except (OSError, ValueError):
+        return None
+    return failure if failure.get("cache_key") == key else None
+
+
 def export_model(folder: Path, formats: list[Format], ds: fdata.FashionMNIST, *, force: bool = False,
                  calibration_size: int = CALIBRATION_IMAGES, seed: int = environment.SEED,
                  on_done=None) -> list[dict]:
@@ -82,12 +96,16 @@ def export_model(folder: Path, formats: list[Format], ds: fdata.FashionMNIST, *,
     for fmt in formats:
         key = _cache_key(record_sha, fmt, indices)
         cached = None if force else _cached(folder / fmt.name, key)
+        failed = None if force else _cached_failure(folder, fmt, key)
         if cached:
             manifests[fmt.name] = cached
-            if on_done:
-                on_done(fmt.name, cached, True)
+        elif failed:
+            failures.append(failed)
         else:
             todo.append((fmt, key))
+            continue
+        if on_done:
+            on_done(fmt.name, cached, True)
     if todo:
         model = load_model(folder)
         images = fdata.normalise(ds.test_images[:VALIDATION_IMAGES])
@@ -102,13 +120,16 @@ def export_model(folder: Path, formats: list[Format], ds: fdata.FashionMNIST, *,
                 except Exception as e:  # a converter's own failure is reported like a failed validation
                     message = str(e) if isinstance(e, ExportValidationError) else \
                         f"{folder.name} {fmt.name}: conversion failed ({type(e).__name__}: {str(e)[:300]})"
-                    failures.append({"folder": folder.name, "format": fmt.name, "error": message})
+                    failure = {"folder": folder.name, "format": fmt.name, "error": message, "cache_key": key}
+                    write_json(_failure_path(folder, fmt), failure)
+                    failures.append(failure)
                 if on_done:
                     on_done(fmt.name, manifests.get(fmt.name), False)
     return [manifests[fmt.name] for fmt in formats if fmt.name in manifests], failures
 
 
 def _export_one(folder, record, record_sha, model, fmt, key, ctx, images, labels, reference, seed) -> dict:
+    _failure_path(folder, fmt).unlink(missing_ok=True)
     with atomic_dir(folder / fmt.name) as tmp:
         start = time.perf_counter()
         details = fmt.convert(model, tmp / fmt.filename, ctx)

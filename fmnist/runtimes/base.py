@@ -39,6 +39,7 @@ class Runtime:
     formats: tuple = ()
     device: str = "cpu"
     takes_threads: bool = True
+    base_only: bool = False   # measured on the recipe's own models only, not on their variants
 
     def unavailable(self) -> str | None:
         return None

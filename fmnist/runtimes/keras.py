@@ -34,6 +34,8 @@ class Keras(Runtime):
 
     def __init__(self, name, use_predict):
         self.name, self.use_predict = name, use_predict
+        # predict's cost is Keras' per-call machinery, the same for every variant: the base model shows it
+        self.base_only = use_predict
 
     def load(self, path, fmt, threads=None):
         return KerasSession(path, self.use_predict)

@@ -30,6 +30,7 @@ class LiteRTSession(Session):
         self.input = self.interpreter.get_input_details()[0]
         self.output = self.interpreter.get_output_details()[0]
         self.batch = None
+        self.invoke = self.interpreter.invoke  # the bound C++ call itself: no wrapper in the timed loop
 
     def bind(self, images):
         if len(images) != self.batch:  # an interpreter is fixed to one shape until resized
@@ -37,9 +38,6 @@ class LiteRTSession(Session):
             self.interpreter.allocate_tensors()
             self.batch = len(images)
         self.interpreter.set_tensor(self.input["index"], quantize(images, self.input))
-
-    def invoke(self):
-        self.interpreter.invoke()
 
     def result(self):
         return dequantize(self.interpreter.get_tensor(self.output["index"]), self.output)

@@ -1,0 +1,132 @@
+"""Every format on an MLP and the CNN, trained briefly on a subset and exported once per session."""
+import numpy as np
+import onnx
+import pytest
+from ai_edge_litert.interpreter import Interpreter
+
+from fmnist import artifacts, cli, export
+from fmnist.export.pipeline import export_model
+from fmnist.runtimes import get_runtime
+from fmnist.train import model_dir
+
+from conftest import MODELS
+
+
+
+def folder_of(exports, model, variant, fmt):
+    return model_dir(exports, model, variant) / fmt
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("fmt", export.list_formats())
+def test_artifact_is_validated_and_its_manifest_matches_the_file(exported, session_exports, dataset, model, fmt):
+    manifests, failures, _ = exported
+    assert not [f for f in failures if f["folder"] == model and f["format"] == fmt]
+    manifest = manifests[(model, "base", fmt)]
+    folder = folder_of(session_exports, model, "base", fmt)
+    assert artifacts.read_manifest(folder) == manifest
+    assert {k: manifest[k] for k in ("sha256", "size_bytes", "size_gzip_bytes")} == \
+        artifacts.digest(folder / manifest["artifact"])
+    assert manifest["validation"]["passed"] and manifest["validation"]["images"] == 1000
+    session = get_runtime(export.get_format(fmt).runtime).load(folder / manifest["artifact"], fmt)
+    probs = session.predict(dataset.test_images[:7].astype(np.float32) / 255)
+    assert probs.shape == (7, 10) and np.allclose(probs.sum(axis=1), 1, atol=0.02)
+    if export.get_format(fmt).calibrated:
+        calibration = manifest["calibration"]
+        assert calibration["from"] == "training set" and len(calibration["indices"]) == calibration["images"]
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_int8_tflite_really_is_integer(exported, session_exports, model):
+    manifest = exported[0][(model, "base", "tflite-int8")]
+    interpreter = Interpreter(model_path=str(folder_of(session_exports, model, "base", "tflite-int8") / "model.tflite"))
+    assert interpreter.get_input_details()[0]["dtype"] == np.int8
+    assert interpreter.get_output_details()[0]["dtype"] == np.int8
+    assert manifest["details"]["io"]["input"]["dtype"] == "int8"
+    ops = interpreter._get_ops_details()
+    weighted = [op for op in ops if op["op_name"] in ("FULLY_CONNECTED", "CONV_2D")]
+    assert weighted
+    tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
+    for op in weighted:
+        assert tensors[op["inputs"][1]]["dtype"] == np.int8, op  # the weights
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_onnx_int8_graph_is_qdq(exported, session_exports, model):
+    path = folder_of(session_exports, model, "base", "onnx-int8") / "model.onnx"
+    ops = {node.op_type for node in onnx.load(str(path)).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    assert exported[0][(model, "base", "onnx")]["details"]["opset"] == export.base.OPSET
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_pruned_variant_is_sparse_and_compresses_better(exported, session_exports, model):
+    from fmnist.train import read_record
+    record = read_record(model_dir(session_exports, model, "pruned-50"))
+    assert abs(record["sparsity"] - 0.5) <= 0.01
+    assert read_record(model_dir(session_exports, model, "pruned-50-qat"))["sparsity"] == pytest.approx(0.5, abs=0.01)
+    manifests = exported[0]
+    pruned, dense = manifests[(model, "pruned-50", "tflite")], manifests[(model, "base", "tflite")]
+    assert pruned["size_gzip_bytes"] < 0.8 * dense["size_gzip_bytes"]
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_qat_variant_exports_to_int8_and_skips_what_does_not_apply(exported, model):
+    manifests, _, skipped = exported
+    assert manifests[(model, "qat", "tflite-int8")]["validation"]["passed"]
+    assert {s["format"] for s in skipped if s["folder"] == f"{model}-qat"} == \
+        {"tflite-fp16", "tflite-dynamic", "onnx-int8"}
+
+
+def test_second_export_is_served_from_cache(exported, session_exports, dataset):
+    seen = []
+    export_model(model_dir(session_exports, "mlp128"), [export.get_format("tflite")], dataset,
+                 on_done=lambda fmt, manifest, cached: seen.append(cached))
+    assert seen == [True]
+
+
+def test_failed_validation_keeps_the_previous_artifact(exported, session_exports, dataset, monkeypatch):
+    fmt = export.get_format("tflite-dynamic")
+    folder = folder_of(session_exports, "mlp128", "base", fmt.name)
+    before = artifacts.read_manifest(folder)
+    monkeypatch.setattr(fmt, "min_agreement", 1.01)  # no artifact can pass
+    made, failures = export_model(folder.parent, [fmt], dataset, force=True)
+    assert made == [] and "validation failed" in failures[0]["error"] and "mlp128 tflite-dynamic" in failures[0]["error"]
+    assert artifacts.read_manifest(folder) == before
+    assert artifacts.digest(folder / "model.tflite")["sha256"] == before["sha256"]
+    assert not [p for p in folder.parent.iterdir() if p.name.startswith(".")]
+
+
+def test_a_tampered_artifact_is_not_trusted(exported, session_exports):
+    folder = folder_of(session_exports, "cnn32_64", "base", "onnx")
+    manifest = artifacts.read_manifest(folder)
+    path = artifacts.verified_path(folder, manifest)
+    original = path.read_bytes()
+    try:
+        path.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
+        with pytest.raises(artifacts.ArtifactError, match="does not match its manifest"):
+            artifacts.verified_path(folder, manifest)
+    finally:
+        path.write_bytes(original)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--format", "tensorrt"], "unknown format 'tensorrt'; choose from: savedmodel, tflite"),
+    (["--format", "tflite", "--model", "resnet"], "unknown model 'resnet'"),
+    (["--format", "tflite", "--prune", "1.5"], "sparsity 1.5 must be between 0 and 1"),
+    (["--format", "tflite", "--prune", "0"], "sparsity 0.0 must be between 0 and 1"),
+    ([], "the following arguments are required: --format"),
+])
+def test_export_cli_bad_arguments_exit_2_with_one_line(capsys, argv, message):
+    with pytest.raises(SystemExit) as exit_:
+        cli.export_main(argv)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.count("\n") == 1 and message in err
+
+
+def test_export_cli_on_a_missing_model_trains_it_first(tmp_path, capsys):
+    code = cli.export_main(["--format", "tflite", "--model", "mlp4x2", "--epochs", "1", "--subset", "2000",
+                            "--quiet", "--out", str(tmp_path)])
+    assert code == 0
+    assert artifacts.read_manifest(tmp_path / "mlp4x2" / "tflite")["validation"]["passed"]
+    assert "| mlp4x2" in capsys.readouterr().out

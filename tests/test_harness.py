@@ -1,0 +1,135 @@
+"""The benchmark harness on the session's tiny exported models: every runtime, the figures, the writers."""
+import json
+
+import numpy as np
+import pytest
+
+from fmnist import harness, metrics, report
+from fmnist.benchmark import collect_jobs
+from fmnist.export import get_format, list_formats
+from fmnist.runtimes import get_runtime, list_runtimes
+from fmnist.train import model_dir
+
+QUICK = harness.Settings(warmup_calls=2, min_calls=5, min_seconds=0.001, max_calls=50, throughput_batch=32,
+                         throughput_seconds=0.001)
+CONTRACT = ["model", "source", "variant", "format", "runtime", "device", "provider", "threads", "status",
+            "accuracy", "accuracy_delta", "agreement", "max_abs_diff", "flagged", "latency_us", "load_ms",
+            "first_inference_ms", "throughput_ips", "throughput_batch", "size_bytes", "size_gzip_bytes", "params",
+            "macs", "peak_rss_mb", "artifact_sha256"]
+
+
+@pytest.fixture(scope="session")
+def measured(exported, session_exports):
+    """Every runtime on the base and QAT mlp128/cnn32_64 artifacts, measured in this process."""
+    folders = [model_dir(session_exports, m, v) for m in ("mlp128", "cnn32_64") for v in ("base", "qat")]
+    jobs = collect_jobs(folders, ["keras", *list_formats()], list_runtimes())
+    return {name: harness.run_runtime(name, jobs.get(name, []), None, QUICK, progress=False)
+            for name in list_runtimes()}
+
+
+@pytest.mark.parametrize("runtime", [r for r in list_runtimes() if not get_runtime(r).unavailable()])
+def test_every_available_runtime_runs_every_format_it_supports(measured, runtime):
+    records = measured[runtime]
+    formats = {r["format"] for r in records}
+    assert formats == set(get_runtime(runtime).formats)
+    for r in records:
+        assert r["status"] == "ok", r["error"]
+        assert 0.3 < r["accuracy"] <= 1 and r["agreement"] >= 0.97
+        assert r["latency_us"]["n"] >= QUICK.min_calls and r["latency_us"]["p50"] > 0
+        assert r["throughput_ips"] > 0 and r["peak_rss_mb"] > 0
+
+
+def test_adapters_return_probabilities_of_the_right_shape(exported, session_exports, dataset):
+    images = dataset.test_images[:5].astype(np.float32) / 255
+    for fmt in ("tflite-int8", "onnx-int8", "savedmodel", "tflite-fp16"):
+        folder = model_dir(session_exports, "cnn32_64") / fmt
+        manifest = json.loads((folder / "manifest.json").read_text())
+        runtime = get_runtime(get_format(fmt).runtime)
+        probs = runtime.load(folder / manifest["artifact"], fmt, threads=1).predict(images, batch_size=2)
+        assert probs.shape == (5, 10) and probs.dtype == np.float32
+        assert np.all(probs >= 0) and np.allclose(probs.sum(axis=1), 1, atol=0.02)
+
+
+def test_gpu_runtimes_are_reported_not_dropped(measured):
+    import onnxruntime
+    cuda = measured["onnxruntime-cuda"]
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        assert all(r["status"] == "ok" for r in cuda)
+    else:
+        assert cuda == [{"runtime": "onnxruntime-cuda", "device": "gpu", "status": "unavailable",
+                         "error": cuda[0]["error"], "formats": ["onnx", "onnx-int8"]}]
+        assert "CUDAExecutionProvider" in cuda[0]["error"]
+    import tensorflow as tf
+    assert (measured["tensorflow-gpu"][0]["status"] == "unavailable") == (not tf.config.list_physical_devices("GPU"))
+
+
+def test_parity_of_an_artifact_with_itself_is_perfect():
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(10), size=500).astype(np.float32)
+    labels = rng.integers(0, 10, 500)
+    figures = metrics.parity(probs, probs.copy(), labels)
+    assert figures["agreement"] == 1 and figures["max_abs_diff"] == 0 and figures["accuracy_delta"] == 0
+    assert harness.flags(figures) == []
+
+
+def test_a_perturbed_artifact_is_flagged():
+    labels = np.repeat(np.arange(10), 50)
+    reference = np.eye(10, dtype=np.float32)[labels] * 0.9 + 0.01  # always right, 90% confident
+    perturbed = reference.copy()
+    perturbed[:20] = np.roll(perturbed[:20], 1, axis=1)  # 20 of 500 now wrong: 96% agreement
+    figures = metrics.parity(reference, perturbed, labels)
+    assert figures["agreement"] == pytest.approx(0.96) and figures["accuracy_delta"] == pytest.approx(-0.04)
+    assert figures["max_abs_diff"] == pytest.approx(0.9)
+    assert figures["per_class_accuracy_delta"][0] == pytest.approx(-0.4) and figures["per_class_accuracy_delta"][5] == 0
+    assert harness.flags(figures) == ["accuracy -4.00 pts", "agreement 96.00%"]
+
+
+def test_latency_statistics_for_a_synthetic_timer(monkeypatch):
+    durations = iter(range(1000, 101_000, 1000))  # 1..100 µs, in ns
+    now = [0]
+
+    def call():
+        now[0] += next(durations)
+    monkeypatch.setattr(harness.time, "perf_counter_ns", lambda: now[0])
+    samples = harness.time_calls(call, min_calls=100, min_seconds=0, max_calls=100)
+    assert samples == list(range(1000, 101_000, 1000))
+    stats = metrics.latency_stats(samples)
+    assert stats == {"p50": 50.5, "p90": pytest.approx(90.1), "p99": pytest.approx(99.01), "mean": 50.5,
+                     "std": pytest.approx(28.866, abs=1e-3), "n": 100}
+
+
+def test_a_tampered_artifact_becomes_an_error_row_and_the_rest_go_on(exported, session_exports):
+    folders = [model_dir(session_exports, "mlp128")]
+    jobs = collect_jobs(folders, ["tflite", "tflite-int8"], ["litert"])["litert"]
+    bad = jobs[0].__class__(**{**jobs[0].__dict__, "sha256": "0" * 64})
+    records = harness.run_runtime("litert", [bad, jobs[1]], None, QUICK, progress=False)
+    assert records[0]["status"] == "error" and "does not match its manifest" in records[0]["error"]
+    assert records[1]["status"] == "ok"
+
+
+def test_writers_produce_the_documented_fields(measured, tmp_path, session_exports):
+    records = [r for rows in measured.values() for r in rows]
+    document = {"schema": 1, "environment": {"cpu": "x", "cores": 2, "machine": "x86_64", "python": "3.11",
+                                             "versions": {"numpy": "2"}, "seed": 42, "date": "today"},
+                "settings": harness.Settings().__dict__, "not_made": [], "records": records}
+    report.write_benchmark(document, tmp_path, session_exports)
+    written = json.loads((tmp_path / "benchmark.json").read_text())
+    assert written["schema"] == 1
+    for record in (r for r in written["records"] if r["status"] == "ok"):
+        assert set(CONTRACT) <= set(record)
+        assert set(record["latency_us"]) == {"p50", "p90", "p99", "mean", "std", "n"}
+    header = (tmp_path / "benchmark.csv").read_text().splitlines()[0].split(",")
+    assert {"latency_us.p50", "model", "runtime", "status", "size_gzip_bytes"} <= set(header)
+    headline = (tmp_path / "README.md").read_text()
+    assert "| mlp128 " in headline and "| cnn32_64 " in headline and "onnxruntime-cuda" in headline
+    for page in ("accuracy.md", "latency.md", "size.md"):
+        assert "| mlp128 " in (tmp_path / page).read_text()
+    for plot in ("accuracy_vs_latency.png", "latency_by_runtime.png"):
+        assert (tmp_path / "plots" / plot).read_bytes()[:4] == b"\x89PNG"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_pareto_front_keeps_only_undominated_points():
+    from fmnist.plots import pareto_front
+    points = [(1, 80), (2, 85), (3, 84), (4, 90), (5, 90), (0.5, 70)]
+    assert sorted(pareto_front(points)) == [0, 1, 3, 5]
