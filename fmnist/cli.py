@@ -35,6 +35,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
                         help="folder with the four Fashion-MNIST IDX gz files (default: searched, see README)")
     parser.add_argument("--results", type=Path, default=Path("results"), help="where reports are written")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--epochs", type=positive_int, help="override every recipe's epoch count (quick runs)")
+    parser.add_argument("--subset", type=positive_int, help="train on this many training images (quick runs)")
 
 
 def _models(parser, names: list[str]) -> list[str]:
@@ -49,6 +51,7 @@ def _models(parser, names: list[str]) -> list[str]:
 def _guarded(main):
     """Turn the library's expected failures into a one-line message and an exit code."""
     def wrapper(argv=None):
+        from fmnist.artifacts import ArtifactError
         from fmnist.data import DataError
         from fmnist.train import TrainedModelError
         try:
@@ -56,7 +59,7 @@ def _guarded(main):
         except KeyboardInterrupt:
             print("interrupted: finished outputs are kept, nothing half-written was left", file=sys.stderr)
             return 130
-        except (DataError, TrainedModelError) as e:
+        except (ArtifactError, DataError, TrainedModelError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 1
     wrapper.__doc__ = main.__doc__
@@ -69,8 +72,6 @@ def train_main(argv=None) -> int:
     parser = OneLineParser(prog="fmnist-train", description=train_main.__doc__)
     parser.add_argument("models", nargs="*", metavar="NAME", help=f"models to train: {', '.join(list_models())}")
     parser.add_argument("--all", action="store_true", help="every registered model (the default with no NAME)")
-    parser.add_argument("--epochs", type=positive_int, help="override every recipe's epoch count (quick runs)")
-    parser.add_argument("--subset", type=positive_int, help="train on this many training images (quick runs)")
     parser.add_argument("--force", action="store_true", help="retrain even when a cached model matches")
     _common(parser)
     args = parser.parse_args(argv)
@@ -117,8 +118,6 @@ def export_main(argv=None) -> int:
                         help="fine-tuning epochs for --qat/--prune variants (default 1)")
     parser.add_argument("--calibration-size", type=positive_int, default=300,
                         help="training images used to calibrate int8 quantization (default 300)")
-    parser.add_argument("--epochs", type=positive_int, help="override recipe epochs when training (quick runs)")
-    parser.add_argument("--subset", type=positive_int, help="train on this many images (quick runs)")
     parser.add_argument("--force", action="store_true", help="re-export even when a cached artifact matches")
     _common(parser)
     args = parser.parse_args(argv)
@@ -176,8 +175,6 @@ def bench_main(argv=None) -> int:
     parser.add_argument("--min-calls", type=positive_int, default=25, help="timed batch-1 calls, at least")
     parser.add_argument("--min-seconds", type=float, default=0.1, help="timed batch-1 seconds, at least")
     parser.add_argument("--threads", type=positive_int, default=None, help="threads for LiteRT/ORT (all cores)")
-    parser.add_argument("--epochs", type=positive_int, help="override recipe epochs when training (quick runs)")
-    parser.add_argument("--subset", type=positive_int, help="train on this many images (quick runs)")
     _common(parser)
     args = parser.parse_args(argv)
     for value, known, what in ((args.format, formats_known, "format"), (args.runtime, list_runtimes(), "runtime")):

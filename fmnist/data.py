@@ -8,7 +8,6 @@ before use, so a result always states exactly which data it came from.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import os
 import urllib.request
 import zlib
@@ -16,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from fmnist.artifacts import file_sha256
 
 CLASS_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
@@ -64,21 +65,13 @@ def validation_split(images, labels, size: int, seed: int):
     return (images[kept], labels[kept]), (images[held], labels[held])
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def read_idx(path: Path, magic: int, item_shape: tuple, expected_sha256: str | None = None) -> np.ndarray:
     """One IDX gz file as a uint8 array, with every way it can be wrong turned into a DataError."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     if expected_sha256 is not None:
-        actual = _sha256(path)
+        actual = file_sha256(path)
         if actual != expected_sha256:
             raise DataError(f"{path}: SHA-256 {actual[:12]}… does not match the known {expected_sha256[:12]}…")
     try:

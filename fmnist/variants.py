@@ -22,9 +22,10 @@ from fmnist.artifacts import file_sha256
 from fmnist.atomic import atomic_dir, write_json
 from fmnist.models import get_spec
 from fmnist.train import (MODEL_FILE, PROBABILITIES_FILE, RECORD_FILE, EpochProgress, TrainedModelError, training_arrays,
-                          compile_model, load_model, model_dir, read_record, save_model, train)
+                          compile_model, fit_inputs, load_model, model_dir, read_record, save_model, train)
 
 FINETUNE_EPOCHS = 1
+FINETUNE_LR_FACTOR = 0.1  # a trained model is fine-tuned with smaller steps than it was trained with
 
 
 def variant_names(qat: bool, prune: float | None) -> list[str]:
@@ -80,6 +81,7 @@ def derive(name: str, variant: str, exports: Path, ds: fdata.FashionMNIST, *,
     parent_sha = file_sha256(parent / RECORD_FILE)
     folder = model_dir(exports, name, variant)
     key = hashlib.sha256(json.dumps({"parent": parent_sha, "variant": variant, "epochs": finetune_epochs,
+                                     "lr_factor": FINETUNE_LR_FACTOR,
                                      "subset": subset, "seed": seed, "versions": environment.versions()},
                                     sort_keys=True).encode()).hexdigest()
     if not force and (folder / MODEL_FILE).is_file():
@@ -91,18 +93,19 @@ def derive(name: str, variant: str, exports: Path, ds: fdata.FashionMNIST, *,
 
     parent_record = read_record(parent)
     recipe = parent_record["recipe"]
+    learning_rate = recipe["learning_rate"] * FINETUNE_LR_FACTOR
     keras.utils.set_random_seed(seed)
     model, callbacks = _make(load_model(parent), variant)
-    compile_model(model, recipe["optimizer"], recipe["learning_rate"])
+    compile_model(model, recipe["optimizer"], learning_rate)
     (x, y), _ = training_arrays(spec, ds, subset, seed)
     timer = EpochProgress(finetune_epochs, f"{name} {variant}", progress)
     start = time.perf_counter()
-    history = model.fit(x, y, epochs=finetune_epochs, batch_size=recipe["batch_size"], verbose=0,
+    history = model.fit(**fit_inputs(spec.recipe, x, y, seed), epochs=finetune_epochs, verbose=0,
                         callbacks=[timer, *callbacks])
     seconds = time.perf_counter() - start
     if variant.startswith("pruned") and not variant.endswith("-qat"):
         model = tfmot.sparsity.keras.strip_pruning(model)
-        compile_model(model, recipe["optimizer"], recipe["learning_rate"])  # stripping drops it
+        compile_model(model, recipe["optimizer"], learning_rate)  # stripping drops the compile
     x_test = fdata.normalise(ds.test_images)
     test_loss, test_acc = model.evaluate(x_test, ds.test_labels, batch_size=1024, verbose=0)
     measured = sparsity(model)
@@ -110,7 +113,7 @@ def derive(name: str, variant: str, exports: Path, ds: fdata.FashionMNIST, *,
         **{k: parent_record[k] for k in ("source", "summary", "recipe", "params", "macs")},
         "model": name, "variant": variant, "parent": {"folder": parent.name, "record_sha256": parent_sha,
                                                        "test_accuracy": parent_record["test_accuracy"]},
-        "finetune_epochs": finetune_epochs, "sparsity": measured,
+        "finetune_epochs": finetune_epochs, "finetune_learning_rate": learning_rate, "sparsity": measured,
         "nonzero_params": int(parent_record["params"] - sum(int(np.sum(k == 0)) for k in _kernels(model))),
         "epochs_planned": finetune_epochs, "epochs_run": finetune_epochs, "subset": subset,
         "history": {k: [float(v) for v in vals] for k, vals in history.history.items()},

@@ -19,8 +19,12 @@ def implied_params(layers) -> int:
             shape = (layer.units,)
         elif isinstance(layer, models.Conv):
             h, w, c = shape
-            total += (layer.kernel * layer.kernel * c + 1) * layer.filters
-            shape = (h - layer.kernel + 1, w - layer.kernel + 1, layer.filters)
+            # batchnorm: no conv bias, and gamma, beta, moving mean and variance per filter
+            total += (layer.kernel * layer.kernel * c + (4 if layer.batchnorm else 1)) * layer.filters
+            shrink = 0 if layer.padding == "same" else layer.kernel - 1
+            shape = (h - shrink, w - shrink, layer.filters)
+        elif isinstance(layer, models.Dropout):
+            pass
         elif isinstance(layer, models.MaxPool):
             shape = (shape[0] // layer.size, shape[1] // layer.size, shape[2])
         else:
@@ -54,6 +58,7 @@ def test_recipe_is_complete(name):
     assert spec.recipe.optimizer in {"adam", "sgd"} and spec.recipe.epochs >= 1
     assert spec.recipe.validation in {"none", "test", "holdout"}
     assert (spec.recipe.validation == "holdout") == (spec.recipe.holdout_size > 0)
+    assert spec.recipe.lr_schedule in {"constant", "cosine"}
     assert all(0 < v < 1 for v in spec.reported.values())
 
 

@@ -1,5 +1,7 @@
 import json
 
+import numpy as np
+
 import pytest
 
 from fmnist import plots, train
@@ -69,3 +71,16 @@ def test_missing_or_corrupt_model_is_a_clear_error(tmp_path):
     (tmp_path / train.MODEL_FILE).write_bytes(b"not a model")
     with pytest.raises(train.TrainedModelError, match="cannot load"):
         train.load_model(tmp_path)
+
+
+def test_augmentation_mirrors_some_images_and_keeps_the_rest(dataset):
+    x = dataset.train_images[:256].astype(np.float32) / 255
+    y = dataset.train_labels[:256]
+    images, labels = next(iter(train.augmented(x, y, batch_size=256, seed=1)))
+    images, labels = images.numpy(), labels.numpy()
+    assert images.shape == x.shape and images.dtype == np.float32
+    originals = {x[i].tobytes(): y[i] for i in range(256)}
+    mirrored = {x[i, :, ::-1].tobytes(): y[i] for i in range(256)}
+    kept = sum(originals.get(img.tobytes()) == lab for img, lab in zip(images, labels))
+    flipped = sum(mirrored.get(img.tobytes()) == lab for img, lab in zip(images, labels))
+    assert kept + flipped >= 256 and 64 < flipped < 192  # each image whole, about half mirrored
