@@ -162,6 +162,45 @@ def headline(records: list[dict]) -> tuple[list, list]:
     return [headers, *rows], notes
 
 
+OWN_TARGETS = {"keras_accuracy": 0.925, "int8_accuracy": 0.923, "int8_bytes": 100_000, "p50_us": 50,
+               "train_seconds": 600}
+
+
+def own_model_lines(records: list[dict], exports: Path) -> list[str]:
+    """Our own models against their targets, each stated with the measured figure."""
+    from fmnist.plots import pareto_front
+    ok = [r for r in records if r["status"] == "ok"]
+    front = {id(ok[i]) for i in pareto_front([(r["latency_us"]["p50"], r["accuracy"]) for r in ok])}
+    lines = []
+    for model in sorted({r["model"] for r in ok if r["source"] == "own"}):
+        mine = [r for r in ok if r["model"] == model]
+        keras = next(r for r in mine if r["runtime"] == "keras" and r["variant"] == "base")
+        int8 = max((r for r in mine if r["format"] == "tflite-int8" and r["runtime"] == "litert"),
+                   key=lambda r: r["accuracy"])
+        edge = [r for r in mine if r["runtime"] == "litert" and not r["flagged"]
+                and r["accuracy"] >= keras["accuracy"] - MAX_DROP_PTS / 100]
+        fastest = min(edge, key=lambda r: r["latency_us"]["p50"])
+        seconds = read_record(model_dir(exports, model))["train_seconds"]
+        t = OWN_TARGETS
+
+        def verdict(ok_):
+            return "met" if ok_ else "**missed**"
+        lines += [f"**{model}**:", "",
+                  f"- Keras accuracy {pct(keras['accuracy'])} (target ≥ {pct(t['keras_accuracy'])}): "
+                  f"{verdict(keras['accuracy'] >= t['keras_accuracy'])}",
+                  f"- int8 TFLite ({int8['variant']}) accuracy {pct(int8['accuracy'])} (target ≥ "
+                  f"{pct(t['int8_accuracy'])}): {verdict(int8['accuracy'] >= t['int8_accuracy'])}",
+                  f"- int8 TFLite file {int8['size_bytes']:,} B (target ≤ {t['int8_bytes']:,}): "
+                  f"{verdict(int8['size_bytes'] <= t['int8_bytes'])}",
+                  f"- LiteRT batch-1 p50 {_us(fastest['latency_us']['p50'])} µs ({_label(fastest)}; target ≤ "
+                  f"{t['p50_us']} µs): {verdict(fastest['latency_us']['p50'] <= t['p50_us'])}",
+                  f"- training {seconds / 60:.1f} min (target ≤ {t['train_seconds'] / 60:.0f}): "
+                  f"{verdict(seconds <= t['train_seconds'])}",
+                  f"- rows on the accuracy-vs-latency Pareto front: "
+                  f"{', '.join(_label(r) for r in mine if id(r) in front) or '**none**'}", ""]
+    return lines
+
+
 def _table(rows, headers) -> str:
     return tabulate(rows, headers, tablefmt="github", disable_numparse=True)
 
@@ -249,6 +288,9 @@ def write_benchmark(document: dict, results: Path, exports: Path) -> None:
               f"flagged and within {MAX_DROP_PTS} points of the Keras model's accuracy.", ""]
     if notes:
         readme += ["Where a target is missed:", "", *[f"- {n}" for n in notes], ""]
+    own = own_model_lines(records, exports)
+    if own:
+        readme += ["## Our own model against its targets", "", *own]
     overhead = document.get("harness_overhead")
     if overhead:
         method.append(f"- Harness overhead: on {Path(overhead['artifact']).parent.parent.name} TFLite, the "
