@@ -33,7 +33,7 @@ class Settings:
     min_seconds: float = 0.1
     max_calls: int = 20000
     throughput_batch: int = 256
-    throughput_seconds: float = 0.1
+    throughput_seconds: float = 0.05
     accuracy_batch: int = 1000
     threads: int = os.cpu_count() or 1
 
