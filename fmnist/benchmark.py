@@ -59,11 +59,12 @@ def export_failure_rows(failures: list[dict], folders: dict[str, Path]) -> list[
 
 
 def run(names: list[str], formats: list[str], runtimes: list[str], variants: list[str], exports: Path,
-        results: Path, *, data_dir=None, settings: Settings = Settings(), finetune_epochs: int = 1,
+        results: Path, *, data_dir=None, settings: Settings | None = None, finetune_epochs: int = 1,
         epochs: int | None = None, subset: int | None = None, progress: bool = True) -> dict:
     """Everything `tox -e bench` does; returns the results document it wrote."""
     from fmnist import data, export, train
     from fmnist.export.pipeline import export_all
+    settings = settings or Settings()
     clock = time.perf_counter()
     seconds = {}
     ds = data.load(data_dir)

@@ -9,7 +9,7 @@ from tabulate import tabulate
 from fmnist.atomic import atomic_dir, write_text
 from fmnist.harness import LATENCY_SCOPE as LATENCY_SCOPE_TEXT
 from fmnist.models import get_spec, list_models
-from fmnist.train import RECORD_FILE, TrainedModelError, model_dir, read_record
+from fmnist.train import TrainedModelError, model_dir, read_record
 
 TRAINING_PLOTS = ("learning_curves.png", "confusion_matrix.png", "predictions.png")
 
@@ -139,7 +139,8 @@ def headline(records: list[dict]) -> tuple[list, list]:
         fastest = min(edge, key=lambda r: r["latency_us"]["p50"], default=None)
         smallest = min(sound, key=lambda r: r["size_bytes"], default=None)
         sizes = {(r["variant"], r["format"]): r["size_bytes"] for r in ok if r["model"] == model}
-        fp32, int8 = sizes.get(("base", "tflite")), sizes.get(("base", "tflite-int8")) or sizes.get(("qat", "tflite-int8"))
+        fp32 = sizes.get(("base", "tflite"))
+        int8 = sizes.get(("base", "tflite-int8")) or sizes.get(("qat", "tflite-int8"))
         int8_from = "base" if sizes.get(("base", "tflite-int8")) else "qat"
         shrink = fp32 / int8 if fp32 and int8 else None
         speedup = ref["latency_us"]["p50"] / fastest["latency_us"]["p50"] if fastest else None

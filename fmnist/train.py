@@ -1,8 +1,9 @@
 """Train registered models by their recipes, cached on disk under exports/<name>/.
 
-A model folder holds `model.h5`, `record.json` (recipe, history, figures, provenance) and the
-recipe's plots and the test-set probabilities. It is written to a temp folder and renamed into place, and reused as long as its
-cache key (architecture, recipe, overrides, seed, data and library versions) is unchanged.
+A model folder holds `model.h5`, `record.json` (recipe, history, figures, provenance), the
+recipe's plots and the test-set probabilities. It is written to a temp folder and renamed into
+place, and reused as long as its cache key (architecture, recipe, overrides, seed, data and
+library versions) is unchanged.
 """
 from __future__ import annotations
 
@@ -227,7 +228,8 @@ def train(name: str, exports: Path = DEFAULT_EXPORTS, ds: fdata.FashionMNIST | N
     stopper = StopAt(recipe.stop) if recipe.stop else None
     callbacks = [timer] + ([stopper] if stopper else [])
     start = time.perf_counter()
-    history = model.fit(**fit_inputs(recipe, x, y, seed), epochs=recipe.epochs, verbose=0, validation_data=validation, callbacks=callbacks)
+    history = model.fit(**fit_inputs(recipe, x, y, seed), epochs=recipe.epochs, verbose=0,
+                        validation_data=validation, callbacks=callbacks)
     train_seconds = time.perf_counter() - start
     hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
     epochs_run = len(hist["loss"])

@@ -21,8 +21,9 @@ from fmnist import data as fdata, environment
 from fmnist.artifacts import file_sha256
 from fmnist.atomic import atomic_dir, write_json
 from fmnist.models import get_spec
-from fmnist.train import (MODEL_FILE, PROBABILITIES_FILE, RECORD_FILE, EpochProgress, TrainedModelError, training_arrays,
-                          compile_model, fit_inputs, load_model, model_dir, read_record, save_model, train)
+from fmnist.train import (MODEL_FILE, PROBABILITIES_FILE, RECORD_FILE, EpochProgress, TrainedModelError,
+                          compile_model, fit_inputs, load_model, model_dir, read_record, save_model, train,
+                          training_arrays)
 
 FINETUNE_EPOCHS = 1
 FINETUNE_LR_FACTOR = 0.1  # a trained model is fine-tuned with smaller steps than it was trained with

@@ -91,7 +91,7 @@ def test_failed_validation_keeps_the_previous_artifact(exported, session_exports
     before = artifacts.read_manifest(folder)
     monkeypatch.setattr(fmt, "min_agreement", 1.01)  # no artifact can pass
     made, failures = export_model(folder.parent, [fmt], dataset, force=True)
-    assert made == [] and "validation failed" in failures[0]["error"] and "mlp128 tflite-dynamic" in failures[0]["error"]
+    assert made == [] and "mlp128 tflite-dynamic: validation failed" in failures[0]["error"]
     assert artifacts.read_manifest(folder) == before
     assert artifacts.digest(folder / "model.tflite")["sha256"] == before["sha256"]
     assert not [p for p in folder.parent.iterdir() if p.name.startswith(".")]

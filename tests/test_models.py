@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from fmnist import data, models
+from fmnist import models
 from fmnist.train import read_record
 
 
