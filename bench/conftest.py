@@ -1,22 +1,21 @@
 """pytest-benchmark regression suite over the exported artifacts (run `fmnist-export` first; the
 `regression` tox env does). Parametrized from the manifests on disk, so every artifact is covered."""
-import os
 from pathlib import Path
 
 import pytest
 
 import fmnist  # noqa: F401  (tf_keras before TensorFlow)
-from fmnist.benchmark import collect_jobs
+from fmnist import storage
+from fmnist.benchmark import NATIVE_FORMAT, collect_jobs
 from fmnist.export import list_formats
 from fmnist.runtimes import get_runtime, list_runtimes
 
-EXPORTS = Path(os.environ.get("FMNIST_EXPORTS", "exports"))
+EXPORTS = storage.DEFAULT_EXPORTS
 
 
 def _jobs():
-    folders = sorted(p.parent for p in EXPORTS.glob("*/record.json"))
     runtimes = [r for r in list_runtimes() if not get_runtime(r).unavailable()]
-    jobs = collect_jobs(folders, ["keras", *list_formats()], runtimes)
+    jobs = collect_jobs(storage.trained_folders(EXPORTS), [NATIVE_FORMAT, *list_formats()], runtimes)
     return [job for name in runtimes for job in jobs.get(name, [])]
 
 
@@ -47,6 +46,5 @@ def require(job):
 @pytest.fixture
 def session(job):
     require(job)
-    from fmnist.artifacts import verified_path
-    path = verified_path(Path(job.folder), {"artifact": job.artifact, "sha256": job.sha256})
+    path = storage.verified_path(Path(job.folder), job.artifact, job.sha256)
     return get_runtime(job.runtime).load(path, job.format, threads=1)

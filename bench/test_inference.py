@@ -1,18 +1,15 @@
 """Batch-1 inference per (model, variant, format, runtime), and parity checks that fail when an export
 degrades. Timings compare only against a baseline saved on the same machine (see README.md);
-the parity thresholds are absolute."""
+the parity thresholds are absolute for artifacts that passed their export gate, and relative to
+the figures recorded at export for those kept below it (flagged): they must not get worse."""
 from pathlib import Path
 
-import numpy as np
 from conftest import require
 
+from fmnist import storage
 from fmnist.harness import overhead_check
-from fmnist.metrics import parity
-
-# A regression alarm, a little looser than the report's flag (0.5 pts, 99%): it fails when an export
-# got worse, not on the two pruned int8 rows that sit just under the flag by design of the data.
-MAX_ACCURACY_DROP, MIN_AGREEMENT = 0.01, 0.985
-MAX_HARNESS_OVERHEAD = 1.10
+from fmnist.metrics import (REGRESSION_MAX_DROP, REGRESSION_MIN_AGREEMENT, REGRESSION_SLACK, VALIDATION_IMAGES,
+                            parity)
 
 
 def test_batch1_latency(benchmark, job, session, test_set):
@@ -24,15 +21,24 @@ def test_batch1_latency(benchmark, job, session, test_set):
 
 def test_parity_with_the_source_model(job, session, test_set):
     images, labels = test_set
-    figures = parity(np.load(job.reference), session.predict(images, batch_size=1000), labels)
-    assert figures["accuracy_delta"] >= -MAX_ACCURACY_DROP, figures
-    assert figures["agreement"] >= MIN_AGREEMENT, figures
+    reference = storage.reference_probabilities(Path(job.reference))
+    figures = parity(reference, session.predict(images, batch_size=1000), labels)
+    gate = job.meta.get("export_validation")
+    if gate is None or gate["passed"]:
+        assert figures["accuracy_delta"] >= -REGRESSION_MAX_DROP, figures
+        assert figures["agreement"] >= REGRESSION_MIN_AGREEMENT, figures
+    else:  # kept below its gate at export: it must still do as well as it did then, on the same slice
+        n = VALIDATION_IMAGES
+        now = parity(reference[:n], session.predict(images[:n], batch_size=n), labels[:n])
+        assert now["agreement"] >= gate["agreement"] - REGRESSION_SLACK, (now, gate)
 
 
 def test_harness_times_the_runtime_call_not_itself(tflite_job):
-    """The harness's p50 within 10% of a bare `interpreter.invoke()` loop on the same TFLite file."""
+    """Interleaved rounds of the harness's loop and a bare `interpreter.invoke()` loop; fails only
+    when even the lower quartile of the paired ratios is over the limit (see harness.overhead_check)."""
     require(tflite_job)
     result = overhead_check(Path(tflite_job.folder) / tflite_job.artifact)
     print(f"\n{tflite_job.meta['model']}: harness p50 {result['harness_p50_us']:.2f} µs, bare loop "
-          f"{result['bare_loop_us']:.2f} µs, ratio {result['ratio']:.3f}")
-    assert result["ratio"] <= MAX_HARNESS_OVERHEAD, result
+          f"{result['bare_loop_us']:.2f} µs, ratio {result['ratio']:.3f} "
+          f"(quartiles {result['ratio_lower_quartile']:.3f}-{result['ratio_upper_quartile']:.3f})")
+    assert not result["exceeds"], result

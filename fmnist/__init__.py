@@ -4,10 +4,55 @@ The whole project speaks one model API, tf_keras (Keras 2) in TensorFlow's legac
 tensorflow-model-optimization and tf2onnx's Keras path refuse Keras 3 models, and mixing the
 two APIs yields two incompatible model classes. The switch only works if it is set before
 TensorFlow is first imported, so the package sets it on import, whatever the entry point.
+
+TensorFlow also writes half a dozen lines to stderr while it loads (absl messages printed before
+its logging is set up, so no environment variable silences them). Wherever this package is
+imported, TensorFlow's import and first device discovery run with stderr muted; a failure still
+raises, after stderr is back.
 """
+import contextlib
+import importlib.abc
+import importlib.util
 import os
+import sys
 
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 __version__ = "0.1.0"
+
+
+@contextlib.contextmanager
+def stderr_muted():
+    """Mute file descriptor 2 (C++ libraries' own prints as well as Python's)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+class _QuietTensorFlow(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name != "tensorflow":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        if spec and spec.loader:
+            load = spec.loader.exec_module
+
+            def exec_module(module):
+                with stderr_muted():
+                    load(module)
+                    module.config.list_physical_devices()  # CUDA's probe logs here
+                module.get_logger().setLevel("ERROR")  # e.g. retracing notes: ours are deliberate
+            spec.loader.exec_module = exec_module
+        return spec
+
+
+if "tensorflow" not in sys.modules and os.environ.get("FMNIST_TF_LOGS") != "1":
+    sys.meta_path.insert(0, _QuietTensorFlow())

@@ -7,79 +7,102 @@ from collections import defaultdict
 from dataclasses import asdict
 from pathlib import Path
 
-from fmnist import environment, report
-from fmnist.artifacts import MANIFEST, digest, read_manifest
+from fmnist import environment, report, storage
 from fmnist.harness import Job, Settings, overhead_check, run_isolated
+from fmnist.metrics import variant_flags
 from fmnist.runtimes import get_runtime, runtimes_for
-from fmnist.train import MODEL_FILE, PROBABILITIES_FILE, read_record
+from fmnist.variants import BASE, from_record
+
+NATIVE_FORMAT = "keras"  # the trained model itself: measured, never exported
 
 
-def _meta(record: dict, artifact: dict) -> dict:
+def _meta(record: dict, described: dict, base_accuracy: float | None) -> dict:
     return {"model": record["model"], "source": record["source"], "variant": record["variant"],
-            "size_bytes": artifact["size_bytes"], "size_gzip_bytes": artifact["size_gzip_bytes"],
+            "size_bytes": described["size_bytes"], "size_gzip_bytes": described["size_gzip_bytes"],
             "params": record["params"], "macs": record["macs"], "nonzero_params": record.get("nonzero_params"),
-            "source_test_accuracy": record["test_accuracy"]}
+            "source_test_accuracy": record["test_accuracy"], "base_test_accuracy": base_accuracy,
+            "variant_flags": variant_flags(record["test_accuracy"], base_accuracy)}
+
+
+def _base_accuracy(folder: Path, record: dict) -> float | None:
+    if from_record(record).is_base:
+        return None
+    try:
+        return storage.read_record(storage.model_dir(folder.parent, record["model"]))["test_accuracy"]
+    except storage.TrainedModelError:
+        return None
 
 
 def collect_jobs(model_folders: list[Path], formats: list[str], runtimes: list[str]) -> dict[str, list[Job]]:
     """Jobs per runtime, found from the model folders and the manifests in them alone."""
     from fmnist.export import get_format
     jobs = defaultdict(list)
-
-    def add(fmt, folder, artifact, described, record, reference):
-        for runtime in runtimes_for(fmt):
-            if runtime.name in runtimes and not (runtime.base_only and record["variant"] != "base"):
-                jobs[runtime.name].append(Job(runtime.name, fmt, str(folder), artifact, described["sha256"],
-                                              reference, _meta(record, described)))
-
     for folder in model_folders:
-        record = read_record(folder)
-        reference = str(folder / PROBABILITIES_FILE)
-        if "keras" in formats:
-            add("keras", folder, MODEL_FILE, digest(folder / MODEL_FILE), record, reference)
-        for artifact_folder in sorted(p.parent for p in folder.glob(f"*/{MANIFEST}")):
-            manifest = read_manifest(artifact_folder)
+        record = storage.verified_record(folder)
+        base_accuracy = _base_accuracy(folder, record)
+        found = []
+        if NATIVE_FORMAT in formats:
+            found.append((NATIVE_FORMAT, folder, storage.MODEL_FILE, storage.digest(folder / storage.MODEL_FILE)))
+        for artifact_folder in storage.artifact_folders(folder):
+            manifest = storage.read_manifest(artifact_folder)
             fmt = manifest["format"]
-            if fmt in formats and not get_format(fmt).not_for(record["variant"]):  # not a stale leftover
-                add(fmt, artifact_folder, manifest["artifact"], manifest, record, reference)
+            if fmt in formats and not get_format(fmt).not_for(from_record(record)):  # not a stale leftover
+                found.append((fmt, artifact_folder, manifest["artifact"], manifest))
+        for fmt, where, artifact, described in found:
+            meta = _meta(record, described, base_accuracy)
+            if fmt != NATIVE_FORMAT:
+                meta["export_validation"] = described["validation"]
+            for runtime in runtimes_for(fmt):
+                if runtime.name in runtimes and not (runtime.base_only and record["variant"] != "base"):
+                    jobs[runtime.name].append(Job(runtime.name, fmt, str(where), artifact, described["sha256"],
+                                                  str(folder), meta))
     return jobs
 
 
-def export_failure_rows(failures: list[dict], folders: dict[str, Path]) -> list[dict]:
-    """A failed export is a row too: the table says it is missing and why."""
+def export_failure_rows(failures: list[dict], folders: dict[str, Path], runtimes: list[str]) -> list[dict]:
+    """A failed export is a row too (on each selected runtime that would have run it): the table
+    says it is missing and why."""
     from fmnist.export import get_format
     rows = []
     for failure in failures:
-        record = read_record(folders[failure["folder"]])
+        record = storage.read_record(folders[failure["folder"]])
         runtime = get_runtime(get_format(failure["format"]).runtime)
-        rows.append({"model": record["model"], "source": record["source"], "variant": record["variant"],
-                     "format": failure["format"], "runtime": runtime.name, "device": runtime.device,
-                     "status": "error", "error": failure["error"]})
+        if runtime.name in runtimes:
+            rows.append({"model": record["model"], "source": record["source"], "variant": record["variant"],
+                         "format": failure["format"], "runtime": runtime.name, "device": runtime.device,
+                         "status": "error", "error": failure["error"]})
     return rows
 
 
-def run(names: list[str], formats: list[str], runtimes: list[str], variants: list[str], exports: Path,
-        results: Path, *, data_dir=None, settings: Settings | None = None, finetune_epochs: int = 1,
+def measured_runtimes(formats: list[str], runtimes: list[str]) -> list[str]:
+    """The selected runtimes that run at least one selected format (no row for a GPU runtime
+    when only TFLite was asked for)."""
+    return [r for r in runtimes if set(get_runtime(r).formats) & set(formats)]
+
+
+def run(names: list[str], formats: list[str], runtimes: list[str], variants: list, exports: Path,
+        results: Path, *, data_dir=None, settings: Settings | None = None, finetune_epochs: int | None = None,
         epochs: int | None = None, subset: int | None = None, progress: bool = True) -> dict:
     """Everything `tox -e bench` does; returns the results document it wrote."""
-    from fmnist import data, export, train
+    from fmnist import data, export
     from fmnist.export.pipeline import export_all
     settings = settings or Settings()
+    runtimes = measured_runtimes(formats, runtimes)
     clock = time.perf_counter()
     seconds = {}
     ds = data.load(data_dir)
-    exported_formats = [export.get_format(f) for f in formats if f != "keras"]
+    exported_formats = [export.get_format(f) for f in formats if f != NATIVE_FORMAT]
     _, failures, skipped = export_all(names, exported_formats, variants, exports, ds,
                                       finetune_epochs=finetune_epochs, epochs=epochs, subset=subset,
                                       progress=progress)
     seconds["train_and_export"] = time.perf_counter() - clock
     folders = {}
     for name in names:
-        for variant in ["base", *variants]:
-            folder = train.model_dir(exports, name, variant)
+        for variant in [BASE, *variants]:
+            folder = storage.model_dir(exports, name, variant.name)
             folders[folder.name] = folder
     jobs = collect_jobs(list(folders.values()), formats, runtimes)
-    records = export_failure_rows(failures, folders)
+    records = export_failure_rows(failures, folders, runtimes)
     for runtime in runtimes:
         clock = time.perf_counter()
         records += run_isolated(runtime, jobs.get(runtime, []), data_dir, settings, progress)
@@ -90,7 +113,8 @@ def run(names: list[str], formats: list[str], runtimes: list[str], variants: lis
         overhead = overhead_check(Path(reference_tflite.folder) / reference_tflite.artifact)
     document = {"schema": 1, "environment": environment.describe(), "settings": asdict(settings),
                 "stage_seconds": seconds, "harness_overhead": overhead,
-                "selection": {"models": names, "formats": formats, "runtimes": runtimes, "variants": variants},
+                "selection": {"models": names, "formats": formats, "runtimes": runtimes,
+                              "variants": [v.name for v in variants]},
                 "not_made": skipped, "records": records}
     report.write_benchmark(document, Path(results), exports)
     report.write_training(exports, Path(results))

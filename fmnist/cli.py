@@ -1,14 +1,20 @@
 """Command-line entry points. Each is thin: parse, check, call the library, map errors to one line.
 
 Usage errors exit 2, failures of data or models exit 1, Ctrl-C exits 130; none prints a traceback.
+`--model`, `--format` and `--runtime` take several values after one flag, or the flag repeated.
 """
 from __future__ import annotations
 
 import argparse
+import math
+import signal
 import sys
+import tempfile
 from pathlib import Path
 
 from fmnist.models import UnknownModel, get_spec, list_models
+
+MAX_CALIBRATION = 60_000  # the training set: calibration never uses a test image
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -18,14 +24,35 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def positive_int(text: str) -> int:
+def _number(kind, text: str, low, high, what: str):
     try:
-        value = int(text)
+        value = kind(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+        raise argparse.ArgumentTypeError(f"{text!r} is not a {what}") from None
+    if not math.isfinite(value) or not low <= value <= high:
+        raise argparse.ArgumentTypeError(f"{text} must be between {low} and {high:,}")
     return value
+
+
+def positive_int(text: str) -> int:
+    return _number(int, text, 1, 10**9, "whole number")
+
+
+def positive_seconds(text: str) -> float:
+    return _number(float, text, 0.001, 3600, "number of seconds")
+
+
+def calibration_size(text: str) -> int:
+    return _number(int, text, 1, MAX_CALIBRATION, "whole number of training images")
+
+
+def sparsity_fraction(text: str) -> float:
+    """0.01-0.99: a variant is named by its whole percent, and 0% or 100% pruning is no variant."""
+    return _number(float, text, 0.01, 0.99, "sparsity fraction (e.g. 0.5)")
+
+
+def _list(parser, flag: str, what: str, help_: str) -> None:
+    parser.add_argument(flag, nargs="+", action="extend", default=[], metavar=what.upper(), help=help_)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -39,29 +66,71 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--subset", type=positive_int, help="train on this many training images (quick runs)")
 
 
+def _checked(parser, known: list[str], chosen: list[str], what: str) -> list[str]:
+    for name in chosen:
+        if name not in known:
+            parser.error(f"unknown {what} {name!r}; choose from: {', '.join(known)}")
+    return list(dict.fromkeys(chosen))
+
+
 def _models(parser, names: list[str]) -> list[str]:
     for name in names:
         try:
             get_spec(name)
         except UnknownModel as e:
             parser.error(str(e))
-    return names or list_models()
+    return list(dict.fromkeys(names)) or list_models()
+
+
+def _writable(parser, path: Path, option: str) -> Path:
+    """Fail before any work, not after it: the folder must be (or become) a writable folder."""
+    if path.exists() and not path.is_dir():
+        parser.error(f"argument {option}: {path} is a file, not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as e:
+        parser.error(f"argument {option}: cannot write to {path} ({e.strerror or e})")
+    return path
+
+
+def _exports(parser, args) -> Path:
+    from fmnist.storage import DEFAULT_EXPORTS
+    return _writable(parser, args.exports or DEFAULT_EXPORTS, "--exports")
+
+
+class _Interrupt:
+    """Ctrl-C sets a flag as well as raising: a KeyboardInterrupt that lands in a finalizer is
+    swallowed by Python ("Exception ignored in ..."), and the flag still makes the exit 130."""
+    seen = False
+
+    @classmethod
+    def handler(cls, signum, frame):
+        cls.seen = True
+        raise KeyboardInterrupt
 
 
 def _guarded(main):
     """Turn the library's expected failures into a one-line message and an exit code."""
     def wrapper(argv=None):
-        from fmnist.artifacts import ArtifactError
         from fmnist.data import DataError
-        from fmnist.train import TrainedModelError
+        from fmnist.storage import StorageError
+        _Interrupt.seen = False
+        previous = signal.signal(signal.SIGINT, _Interrupt.handler)
         try:
-            return main(argv)
+            code = main(argv)
+            if _Interrupt.seen:
+                raise KeyboardInterrupt
+            return code
         except KeyboardInterrupt:
             print("interrupted: finished outputs are kept, nothing half-written was left", file=sys.stderr)
             return 130
-        except (ArtifactError, DataError, TrainedModelError) as e:
+        except (StorageError, DataError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 1
+        finally:
+            signal.signal(signal.SIGINT, previous)
     wrapper.__doc__ = main.__doc__
     return wrapper
 
@@ -71,16 +140,18 @@ def train_main(argv=None) -> int:
     """fmnist-train: train registered models by their recipes (cached) and write results/training.md."""
     parser = OneLineParser(prog="fmnist-train", description=train_main.__doc__)
     parser.add_argument("models", nargs="*", metavar="NAME", help=f"models to train: {', '.join(list_models())}")
+    _list(parser, "--model", "name", "models to train (as NAME ...)")
     parser.add_argument("--all", action="store_true", help="every registered model (the default with no NAME)")
     parser.add_argument("--force", action="store_true", help="retrain even when a cached model matches")
     _common(parser)
     args = parser.parse_args(argv)
-    if args.all and args.models:
+    if args.all and (args.models or args.model):
         parser.error("give model names or --all, not both")
-    names = _models(parser, args.models)
+    names = _models(parser, args.models + args.model)
+    exports = _exports(parser, args)
+    _writable(parser, args.results, "--results")
 
     from fmnist import data, report, train
-    exports = args.exports or train.DEFAULT_EXPORTS
     ds = data.load(args.data_dir)
     for name in names:
         train.train(name, exports, ds, epochs=args.epochs, subset=args.subset, force=args.force,
@@ -90,14 +161,10 @@ def train_main(argv=None) -> int:
     return 0
 
 
-def sparsity_fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"sparsity {value} must be between 0 and 1 (exclusive), e.g. 0.5")
-    return value
+def _variant_options(parser) -> None:
+    parser.add_argument("--finetune-epochs", type=positive_int, default=None,
+                        help="fine-tuning epochs of every variant (default: the variant's own, 1 for QAT, "
+                             "2 for pruning)")
 
 
 @_guarded
@@ -106,95 +173,93 @@ def export_main(argv=None) -> int:
     each artifact validated against its source model, with a manifest beside it."""
     from fmnist.export import get_format, list_formats
     parser = OneLineParser(prog="fmnist-export", description=export_main.__doc__)
-    parser.add_argument("--format", action="append", required=True, metavar="FORMAT",
-                        help=f"one of: {', '.join(list_formats())}, all (repeatable)")
-    parser.add_argument("--model", action="append", default=[], metavar="NAME",
-                        help="model to export (repeatable; default: every registered model)")
+    _list(parser, "--format", "format", f"one or more of: {', '.join(list_formats())}, all")
+    _list(parser, "--model", "name", "models to export (default: every registered model)")
     parser.add_argument("--all", action="store_true", help="every registered model (the default)")
     parser.add_argument("--qat", action="store_true", help="also a quantization-aware-trained variant")
     parser.add_argument("--prune", type=sparsity_fraction, metavar="SPARSITY",
-                        help="also a magnitude-pruned variant at this sparsity (with --qat: prune-preserving QAT too)")
-    parser.add_argument("--finetune-epochs", type=positive_int, default=1,
-                        help="fine-tuning epochs for --qat/--prune variants (default 1)")
-    parser.add_argument("--calibration-size", type=positive_int, default=300,
-                        help="training images used to calibrate int8 quantization (default 300)")
+                        help="also a magnitude-pruned variant at this sparsity, 0.01-0.99 (with --qat: "
+                             "prune-preserving QAT too)")
+    _variant_options(parser)
+    parser.add_argument("--calibration-size", type=calibration_size, default=300,
+                        help=f"training images used to calibrate int8 quantization (default 300, at most "
+                             f"{MAX_CALIBRATION:,})")
     parser.add_argument("--force", action="store_true", help="re-export even when a cached artifact matches")
+    parser.add_argument("--strict", action="store_true",
+                        help="exit 1 when an artifact misses its validation gate (kept and flagged either way)")
     _common(parser)
     args = parser.parse_args(argv)
+    if not args.format:
+        parser.error("the following arguments are required: --format")
     if args.all and args.model:
         parser.error("give --model names or --all, not both")
-    formats = []
-    for name in args.format:
-        if name == "all":
-            formats += list_formats()
-        elif name in list_formats():
-            formats.append(name)
-        else:
-            parser.error(f"unknown format {name!r}; choose from: {', '.join(list_formats())}, all")
-    formats = [get_format(f) for f in dict.fromkeys(formats)]
+    chosen = _checked(parser, [*list_formats(), "all"], args.format, "format")
+    formats = [get_format(f) for f in dict.fromkeys(f for c in chosen for f in (list_formats() if c == "all" else [c]))]
     names = _models(parser, args.model)
+    exports = _exports(parser, args)
 
     from tabulate import tabulate
 
-    from fmnist import data, train, variants
-    from fmnist.export.pipeline import export_all
-    exports = args.exports or train.DEFAULT_EXPORTS
+    from fmnist import data, variants
+    from fmnist.export.pipeline import export_all, gate_warning
     manifests, failures, skipped = export_all(
-        names, formats, variants.variant_names(args.qat, args.prune), exports, data.load(args.data_dir),
+        names, formats, variants.requested(args.qat, args.prune), exports, data.load(args.data_dir),
         finetune_epochs=args.finetune_epochs, epochs=args.epochs, subset=args.subset, force=args.force,
         calibration_size=args.calibration_size, progress=not args.quiet)
     rows = [[m["model"], m["variant"], m["format"], f"{m['size_bytes']:,}", f"{m['size_gzip_bytes']:,}",
              f"{m['validation']['agreement']:.4f}", f"{m['validation']['max_abs_diff']:.1e}",
-             f"{100 * m['validation']['accuracy']:.1f}%"] for m in manifests]
+             f"{100 * m['validation']['accuracy']:.1f}%", "yes" if m["validation"]["passed"] else "⚠ no"]
+            for m in manifests]
     print(tabulate(rows, ["model", "variant", "format", "bytes", "gzip bytes", "agreement", "max |diff|",
-                          "slice acc"], tablefmt="github", disable_numparse=True))
+                          "slice acc", "passed"], tablefmt="github", disable_numparse=True))
     for reason in dict.fromkeys(skip["reason"] for skip in skipped):
         which = [f"{s['folder']}/{s['format']}" for s in skipped if s["reason"] == reason]
         print(f"not made ({len(which)}): {reason}: {', '.join(which)}")
+    warnings = [w for w in map(gate_warning, manifests) if w]
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     for failure in failures:
         print(f"error: {failure['error']}", file=sys.stderr)
-    return 1 if failures else 0
+    return 1 if failures or (args.strict and warnings) else 0
 
 
 @_guarded
 def bench_main(argv=None) -> int:
     """fmnist-bench: the whole pipeline (train, export, measure every runtime) and results/."""
+    from fmnist.benchmark import NATIVE_FORMAT
     from fmnist.export import list_formats
     from fmnist.runtimes import list_runtimes
-    formats_known = ["keras", *list_formats()]
+    formats_known = [NATIVE_FORMAT, *list_formats()]
     parser = OneLineParser(prog="fmnist-bench", description=bench_main.__doc__)
-    parser.add_argument("--model", action="append", default=[], metavar="NAME", help="(repeatable; default all)")
-    parser.add_argument("--format", action="append", default=[], metavar="FORMAT",
-                        help=f"(repeatable; default all): {', '.join(formats_known)}")
-    parser.add_argument("--runtime", action="append", default=[], metavar="RUNTIME",
-                        help=f"(repeatable; default all): {', '.join(list_runtimes())}")
+    _list(parser, "--model", "name", "models (default: all)")
+    _list(parser, "--format", "format", f"formats (default: all): {', '.join(formats_known)}")
+    _list(parser, "--runtime", "runtime", f"runtimes (default: all): {', '.join(list_runtimes())}")
     parser.add_argument("--no-qat", action="store_true", help="skip the quantization-aware variants")
-    parser.add_argument("--prune", type=sparsity_fraction, default=0.5, help="pruned variants' sparsity (0.5)")
+    parser.add_argument("--prune", type=sparsity_fraction, default=0.5,
+                        help="pruned variants' sparsity, 0.01-0.99 (default 0.5)")
     parser.add_argument("--no-prune", action="store_true", help="skip the pruned variants")
-    parser.add_argument("--finetune-epochs", type=positive_int, default=1)
+    _variant_options(parser)
     parser.add_argument("--min-calls", type=positive_int, default=25, help="timed batch-1 calls, at least")
-    parser.add_argument("--min-seconds", type=float, default=0.1, help="timed batch-1 seconds, at least")
+    parser.add_argument("--min-seconds", type=positive_seconds, default=0.1, help="timed batch-1 seconds, at least")
     parser.add_argument("--threads", type=positive_int, default=None, help="threads for LiteRT/ORT (all cores)")
     _common(parser)
     args = parser.parse_args(argv)
-    for value, known, what in ((args.format, formats_known, "format"), (args.runtime, list_runtimes(), "runtime")):
-        for name in value:
-            if name not in known:
-                parser.error(f"unknown {what} {name!r}; choose from: {', '.join(known)}")
-    if args.min_seconds <= 0:
-        parser.error("argument --min-seconds: must be above 0")
+    formats = _checked(parser, formats_known, args.format, "format") or formats_known
+    runtimes = _checked(parser, list_runtimes(), args.runtime, "runtime") or list_runtimes()
     names = _models(parser, args.model)
+    exports = _exports(parser, args)
+    _writable(parser, args.results, "--results")
 
-    from fmnist import benchmark, train, variants
+    from fmnist import benchmark, variants
     from fmnist.harness import Settings
     settings = Settings(min_calls=args.min_calls, min_seconds=args.min_seconds,
                         **({"threads": args.threads} if args.threads else {}))
     document = benchmark.run(
-        names, args.format or formats_known, args.runtime or list_runtimes(),
-        variants.variant_names(not args.no_qat, None if args.no_prune else args.prune),
-        args.exports or train.DEFAULT_EXPORTS, args.results, data_dir=args.data_dir, settings=settings,
+        names, formats, runtimes, variants.requested(not args.no_qat, None if args.no_prune else args.prune),
+        exports, args.results, data_dir=args.data_dir, settings=settings,
         finetune_epochs=args.finetune_epochs, epochs=args.epochs, subset=args.subset, progress=not args.quiet)
     counts = {s: sum(r["status"] == s for r in document["records"]) for s in ("ok", "error", "unavailable")}
-    print(f"wrote {args.results}/: {counts['ok']} rows measured, {counts['error']} errors, "
+    flagged = sum(bool(r.get("flagged")) for r in document["records"])
+    print(f"wrote {args.results}/: {counts['ok']} rows measured ({flagged} flagged), {counts['error']} errors, "
           f"{counts['unavailable']} runtimes unavailable")
     return 0

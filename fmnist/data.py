@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fmnist.artifacts import file_sha256
+from fmnist.storage import file_sha256
 
 CLASS_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")

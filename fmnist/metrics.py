@@ -1,8 +1,18 @@
-"""Figures shared by export validation and the benchmark: parity with the source model, and
-latency statistics."""
+"""Figures shared by export validation, the benchmark and the report: parity with the source
+model, latency statistics, and every threshold they are judged by (defined here once)."""
 from __future__ import annotations
 
 import numpy as np
+
+MAX_ACCURACY_DROP = 0.005     # flag: accuracy more than 0.5 points below the source model
+MIN_AGREEMENT = 0.99          # flag, and the export gate of quantized artifacts: top-1 agreement
+FLOAT_TOLERANCE = 1e-4        # export gate of float artifacts: max |difference| of probabilities
+FP16_TOLERANCE = 5e-3         # ... of float16 ones
+VARIANT_MAX_DROP = 0.01       # a variant losing more than 1 point to its base model is flagged
+VALIDATION_IMAGES = 1000      # the export gate's slice: the first 1,000 test images
+# The regression alarm (bench/): a gate-passing artifact must stay within these on all test images,
+# and every artifact within REGRESSION_SLACK of the agreement it had when it was exported.
+REGRESSION_MAX_DROP, REGRESSION_MIN_AGREEMENT, REGRESSION_SLACK = 0.01, 0.985, 0.002
 
 
 def parity(reference: np.ndarray, probabilities: np.ndarray, labels: np.ndarray) -> dict:
@@ -15,6 +25,23 @@ def parity(reference: np.ndarray, probabilities: np.ndarray, labels: np.ndarray)
             "agreement": float(np.mean(top == ref_top)),
             "max_abs_diff": float(np.max(np.abs(probabilities.astype(np.float64) - reference))),
             "per_class_accuracy_delta": per_class, "images": int(len(labels))}
+
+
+def flags(figures: dict) -> list[str]:
+    """Why an artifact's parity with its source is not good enough (empty when it is)."""
+    reasons = []
+    if figures["accuracy_delta"] < -MAX_ACCURACY_DROP:
+        reasons.append(f"accuracy {100 * figures['accuracy_delta']:+.2f} pts")
+    if figures["agreement"] < MIN_AGREEMENT:
+        reasons.append(f"agreement {100 * figures['agreement']:.2f}%")
+    return reasons
+
+
+def variant_flags(accuracy: float, base_accuracy: float | None) -> list[str]:
+    """Why a variant's own (Keras) accuracy is a loss against its base model's."""
+    if base_accuracy is not None and accuracy < base_accuracy - VARIANT_MAX_DROP:
+        return [f"variant {100 * (accuracy - base_accuracy):+.2f} pts vs base"]
+    return []
 
 
 def latency_stats(samples_ns) -> dict:

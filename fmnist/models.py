@@ -8,6 +8,7 @@ batch of shape (N, 28, 28) with pixels in [0, 1].
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import fmnist  # noqa: F401  (selects tf_keras before TensorFlow loads)
 
@@ -152,6 +153,25 @@ def create_model(name: str):
     spec = get_spec(name)
     return keras.Sequential([keras.layers.InputLayer(input_shape=INPUT_SHAPE),
                              *(k for layer in spec.layers for k in _keras_layers(layer))], name=name)
+
+
+def load_trained(folder):
+    """The trained tf_keras model in `folder`: rebuilt from its registry entry and its variant's
+    definition, then given the stored weights. Nothing stored in a file is ever executed, and the
+    weights are checked against the record's SHA-256 first."""
+    from fmnist import storage, variants
+    folder = Path(folder)
+    record = storage.verified_record(folder)
+    try:
+        model = variants.from_record(record).saved_structure(create_model(record["model"]))
+    except UnknownModel as e:
+        raise storage.TrainedModelError(f"{folder}: {e}") from None
+    try:
+        model.load_weights(folder / storage.MODEL_FILE)
+    except Exception as e:  # h5py and Keras raise many types for a file that does not fit
+        raise storage.TrainedModelError(f"{folder / storage.MODEL_FILE}: cannot load the weights "
+                                        f"({type(e).__name__}: {str(e)[:200]})") from None
+    return model
 
 
 def count_macs(model) -> int:

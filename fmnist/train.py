@@ -1,15 +1,14 @@
-"""Train registered models by their recipes, cached on disk under exports/<name>/.
+"""Train registered models by their recipes, and fine-tune their variants; cached on disk.
 
-A model folder holds `model.h5`, `record.json` (recipe, history, figures, provenance), the
-recipe's plots and the test-set probabilities. It is written to a temp folder and renamed into
-place, and reused as long as its cache key (architecture, recipe, overrides, seed, data and
-library versions) is unchanged.
+A model folder (exports/<name>[-<variant>]/) holds the weights, `record.json` (recipe, history,
+figures, provenance, file hashes), the test-set probabilities and the recipe's plots. It is
+written to a temp folder and swapped into place, and reused while its cache key (architecture,
+recipe, overrides, seed, data and library versions; for a variant, its parent's record) is unchanged
+and its files still match their hashes.
 """
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import time
 import warnings
 from dataclasses import asdict, replace
@@ -21,59 +20,14 @@ import tf_keras as keras
 from tqdm import tqdm
 
 import fmnist
-from fmnist import data as fdata, environment, plots
+from fmnist import data as fdata, environment, plots, storage
 from fmnist.atomic import atomic_dir, write_json
-from fmnist.models import ModelSpec, Recipe, count_macs, create_model, get_spec
+from fmnist.models import ModelSpec, Recipe, count_macs, create_model, get_spec, load_trained
+from fmnist.storage import SWEEP_DIR, model_dir
+from fmnist.variants import BASE, Variant
 
-DEFAULT_EXPORTS = Path(os.environ.get("FMNIST_EXPORTS", "exports"))
-# HDF5, not .keras: tf_keras' .keras format cannot load a quantization-aware model back
-# ("Layer 'quantize_layer' expected 5 variables, but received 3"), and one format serves all models.
-MODEL_FILE, RECORD_FILE = "model.h5", "record.json"
-PROBABILITIES_FILE = "test_probabilities.npy"  # the source model's outputs: what parity compares to
 STEPS_PER_EXECUTION = 50  # same updates in the same order, half the per-step Python overhead
-SWEEP_DIR = "_lr_sweeps"
-
-
-class TrainedModelError(Exception):
-    """A trained model folder is missing or unreadable."""
-
-
-def model_dir(exports: Path, name: str, variant: str = "base") -> Path:
-    """exports/<name> for the recipe's own model, exports/<name>-<variant> for a derived one."""
-    return Path(exports) / (name if variant == "base" else f"{name}-{variant}")
-
-
-def _key(payload: dict) -> str:
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def read_record(folder: Path) -> dict:
-    path = Path(folder) / RECORD_FILE
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise TrainedModelError(f"{folder}: no trained model here (missing {RECORD_FILE})") from None
-    except (OSError, ValueError) as e:
-        raise TrainedModelError(f"{path}: unreadable training record ({e})") from None
-
-
-def save_model(model, path: Path) -> None:
-    with warnings.catch_warnings():  # "HDF5 ... is considered legacy": chosen on purpose, see MODEL_FILE
-        warnings.simplefilter("ignore", UserWarning)
-        model.save(path)
-
-
-def load_model(folder: Path):
-    """The trained tf_keras model in `folder`; a clear error if it is missing or corrupt."""
-    path = Path(folder) / MODEL_FILE
-    if not path.is_file():
-        raise TrainedModelError(f"{folder}: no trained model here (missing {MODEL_FILE})")
-    try:
-        from tensorflow_model_optimization.quantization.keras import quantize_scope
-        with quantize_scope():  # QAT models carry quantize wrappers
-            return keras.models.load_model(path)
-    except Exception as e:  # Keras raises many types for a damaged file
-        raise TrainedModelError(f"{path}: cannot load the trained model ({type(e).__name__}: {e})") from None
+FINETUNE_LR_FACTOR = 0.1  # a trained model is fine-tuned with smaller steps than it was trained with
 
 
 class EpochProgress(keras.callbacks.Callback):
@@ -170,7 +124,7 @@ def lr_sweep(name: str, exports: Path, ds, *, subset=None, seed=environment.SEED
     sweep = spec.recipe.lr_sweep
     epochs = sweep.epochs
     folder = Path(exports) / SWEEP_DIR / name
-    key = _key({**_base_key(spec, ds, epochs, subset, seed), "sweep": repr(sweep)})
+    key = storage.cache_key({**_base_key(spec, ds, epochs, subset, seed), "sweep": repr(sweep)})
     try:
         cached = json.loads((folder / "sweep.json").read_text())
         if cached.get("cache_key") == key:
@@ -198,7 +152,35 @@ def lr_sweep(name: str, exports: Path, ds, *, subset=None, seed=environment.SEED
     return record
 
 
-def train(name: str, exports: Path = DEFAULT_EXPORTS, ds: fdata.FashionMNIST | None = None, *,
+def _save(folder: Path, model, record: dict, ds: fdata.FashionMNIST, seed: int, plots_for=None) -> Path:
+    """Evaluate on the 10,000 test images and write the model folder whole: weights, reference
+    probabilities, plots, and the sealed record (with the files' hashes)."""
+    x_test = fdata.normalise(ds.test_images)
+    test_loss, test_acc = model.evaluate(x_test, ds.test_labels, batch_size=1024, verbose=0)
+    probabilities = model.predict(x_test, batch_size=1024, verbose=0)
+    record = {**record, "test_accuracy": float(test_acc), "test_loss": float(test_loss),
+              "environment": environment.describe(seed), "data_sha256": ds.sha256,
+              "fmnist_version": fmnist.__version__}
+    with atomic_dir(folder) as tmp:
+        with warnings.catch_warnings():  # "HDF5 ... is considered legacy": weights only, on purpose
+            warnings.simplefilter("ignore", UserWarning)
+            model.save_weights(tmp / storage.MODEL_FILE)
+        np.save(tmp / storage.PROBABILITIES_FILE, probabilities)
+        if plots_for:
+            predicted = probabilities.argmax(axis=1)
+            plots.learning_curves(record["history"], plots_for, tmp / "learning_curves.png")
+            plots.confusion_matrix(ds.test_labels, predicted, plots_for, tmp / "confusion_matrix.png")
+            plots.prediction_grid(ds.test_images, ds.test_labels, predicted, plots_for, tmp / "predictions.png",
+                                  seed)
+        storage.seal_model_folder(tmp, record)
+    return folder
+
+
+def _history(history) -> dict:
+    return {k: [float(v) for v in vals] for k, vals in history.history.items()}
+
+
+def train(name: str, exports: Path = storage.DEFAULT_EXPORTS, ds: fdata.FashionMNIST | None = None, *,
           epochs: int | None = None, subset: int | None = None, force: bool = False,
           seed: int = environment.SEED, progress: bool = True) -> Path:
     """Train `name` by its recipe unless an identical run is cached; returns the model folder."""
@@ -211,13 +193,10 @@ def train(name: str, exports: Path = DEFAULT_EXPORTS, ds: fdata.FashionMNIST | N
         sweep = lr_sweep(name, exports, ds, subset=subset, seed=seed, progress=progress)
         recipe = replace(recipe, learning_rate=sweep["pick"])
     folder = model_dir(exports, name)
-    key = _key({**_base_key(spec, ds, recipe.epochs, subset, seed), "learning_rate": recipe.learning_rate})
-    if not force and (folder / MODEL_FILE).is_file():
-        try:
-            if read_record(folder).get("cache_key") == key:
-                return folder
-        except TrainedModelError:
-            pass  # a damaged record is simply retrained
+    key = storage.cache_key({**_base_key(spec, ds, recipe.epochs, subset, seed),
+                             "learning_rate": recipe.learning_rate})
+    if not force and storage.cached_record(folder, key):
+        return folder
 
     keras.utils.set_random_seed(seed)
     (x, y), validation = training_arrays(spec, ds, subset, seed)
@@ -226,39 +205,75 @@ def train(name: str, exports: Path = DEFAULT_EXPORTS, ds: fdata.FashionMNIST | N
     compile_model(model, recipe.optimizer, recipe.learning_rate, recipe.lr_schedule, steps)
     timer = EpochProgress(recipe.epochs, name, progress)
     stopper = StopAt(recipe.stop) if recipe.stop else None
-    callbacks = [timer] + ([stopper] if stopper else [])
     start = time.perf_counter()
-    history = model.fit(**fit_inputs(recipe, x, y, seed), epochs=recipe.epochs, verbose=0,
-                        validation_data=validation, callbacks=callbacks)
-    train_seconds = time.perf_counter() - start
-    hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
-    epochs_run = len(hist["loss"])
-    stop_reason = (stopper and stopper.reason) or f"ran all {recipe.epochs} epochs"
-
-    x_test = fdata.normalise(ds.test_images)
-    test_loss, test_acc = model.evaluate(x_test, ds.test_labels, batch_size=1024, verbose=0)
-    probabilities = model.predict(x_test, batch_size=1024, verbose=0)
-    predicted = probabilities.argmax(axis=1)
+    history = _history(model.fit(**fit_inputs(recipe, x, y, seed), epochs=recipe.epochs, verbose=0,
+                                 validation_data=validation, callbacks=[timer] + ([stopper] if stopper else [])))
     record = {
-        "model": name, "variant": "base", "source": spec.source, "summary": spec.summary,
-        "recipe": asdict(recipe), "notes": spec.notes, "reported": spec.reported,
+        "model": name, "variant": BASE.name, "derivation": BASE.as_dict(), "source": spec.source,
+        "summary": spec.summary, "recipe": asdict(recipe), "notes": spec.notes, "reported": spec.reported,
         "params": int(model.count_params()), "macs": count_macs(model),
-        "epochs_planned": recipe.epochs, "epochs_run": epochs_run, "stop_reason": stop_reason,
+        "epochs_planned": recipe.epochs, "epochs_run": len(history["loss"]),
+        "stop_reason": (stopper and stopper.reason) or f"ran all {recipe.epochs} epochs",
         "subset": subset, "lr_sweep": {k: sweep[k] for k in ("lowest_loss_lr", "pick")} if sweep else None,
-        "history": hist, "epoch_seconds": timer.seconds, "train_seconds": train_seconds,
-        "train_accuracy": hist["accuracy"][-1], "train_loss": hist["loss"][-1],
-        "validation_accuracy": hist.get("val_accuracy", [None])[-1],
-        "validation_loss": hist.get("val_loss", [None])[-1],
-        "validation": recipe.validation,
-        "test_accuracy": float(test_acc), "test_loss": float(test_loss),
-        "environment": environment.describe(seed), "data_sha256": ds.sha256,
-        "fmnist_version": fmnist.__version__, "cache_key": key,
+        "history": history, "epoch_seconds": timer.seconds, "train_seconds": time.perf_counter() - start,
+        "train_accuracy": history["accuracy"][-1], "train_loss": history["loss"][-1],
+        "validation_accuracy": history.get("val_accuracy", [None])[-1],
+        "validation_loss": history.get("val_loss", [None])[-1],
+        "validation": recipe.validation, "cache_key": key,
     }
-    with atomic_dir(folder) as tmp:
-        save_model(model, tmp / MODEL_FILE)
-        write_json(tmp / RECORD_FILE, record)
-        np.save(tmp / PROBABILITIES_FILE, probabilities)
-        plots.learning_curves(hist, name, tmp / "learning_curves.png")
-        plots.confusion_matrix(ds.test_labels, predicted, name, tmp / "confusion_matrix.png")
-        plots.prediction_grid(ds.test_images, ds.test_labels, predicted, name, tmp / "predictions.png", seed)
-    return folder
+    return _save(folder, model, record, ds, seed, plots_for=name)
+
+
+def _kernels(model) -> list[np.ndarray]:
+    """Dense and conv kernels: the weights pruning acts on (not QAT's kernel_min/kernel_max)."""
+    return [w.numpy() for w in model.weights if w.name.rsplit("/", 1)[-1] == "kernel:0"]
+
+
+def derive(name: str, variant: Variant, exports: Path, ds: fdata.FashionMNIST, *,
+           finetune_epochs: int | None = None, epochs: int | None = None, subset: int | None = None,
+           force: bool = False, seed: int = environment.SEED, progress: bool = True) -> Path:
+    """Make (or reuse) the variant's folder from its parent (trained or derived first if missing,
+    with the same quick-run overrides); returns its folder."""
+    if variant.is_base:
+        return train(name, exports, ds, epochs=epochs, subset=subset, force=force, seed=seed, progress=progress)
+    spec = get_spec(name)
+    parent = derive(name, variant.parent, exports, ds, finetune_epochs=finetune_epochs, epochs=epochs,
+                    subset=subset, seed=seed, progress=progress)
+    parent_record = storage.verified_record(parent)
+    epochs_ = finetune_epochs or variant.finetune_epochs
+    folder = model_dir(exports, name, variant.name)
+    key = storage.cache_key({"parent": parent_record["cache_key"], "parent_model": parent_record["model_sha256"],
+                             "variant": variant.as_dict(), "how": variant.how, "epochs": epochs_,
+                             "lr_factor": FINETUNE_LR_FACTOR, "subset": subset, "seed": seed,
+                             "versions": environment.versions()})
+    if not force and storage.cached_record(folder, key):
+        return folder
+
+    recipe = parent_record["recipe"]
+    learning_rate = recipe["learning_rate"] * FINETUNE_LR_FACTOR
+    keras.utils.set_random_seed(seed)
+    (x, y), _ = training_arrays(spec, ds, subset, seed)
+    steps = epochs_ * -(-len(x) // recipe["batch_size"])
+    model, callbacks = variant.training_structure(load_trained(parent), steps)
+    compile_model(model, recipe["optimizer"], learning_rate)
+    timer = EpochProgress(epochs_, f"{name} {variant.name}", progress)
+    start = time.perf_counter()
+    history = _history(model.fit(**fit_inputs(spec.recipe, x, y, seed), epochs=epochs_, verbose=0,
+                                 callbacks=[timer, *callbacks]))
+    seconds = time.perf_counter() - start
+    model = variant.finished(model)
+    compile_model(model, recipe["optimizer"], learning_rate)  # stripping drops the compile
+    kernels = _kernels(model)
+    zeros = sum(int(np.sum(k == 0)) for k in kernels)
+    record = {
+        **{k: parent_record[k] for k in ("source", "summary", "recipe", "params", "macs")},
+        "model": name, "variant": variant.name, "derivation": variant.as_dict(),
+        "parent": {"folder": parent.name, "record_sha256": storage.file_sha256(parent / storage.RECORD_FILE),
+                   "test_accuracy": parent_record["test_accuracy"]},
+        "finetune": {"epochs": epochs_, "learning_rate": learning_rate, "how": variant.how},
+        "sparsity": zeros / sum(k.size for k in kernels), "nonzero_params": int(parent_record["params"] - zeros),
+        "epochs_planned": epochs_, "epochs_run": epochs_, "subset": subset, "history": history,
+        "epoch_seconds": timer.seconds, "train_seconds": seconds,
+        "train_accuracy": history["accuracy"][-1], "train_loss": history["loss"][-1], "cache_key": key,
+    }
+    return _save(folder, model, record, ds, seed)

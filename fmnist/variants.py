@@ -1,130 +1,145 @@
-"""Optimised variants of a trained model (tensorflow-model-optimization), each a model of its own.
+"""Optimised variants of a trained model (tensorflow-model-optimization), as registered objects.
 
-- `qat`: quantization-aware fine-tuning, so int8 conversion loses as little accuracy as possible;
-- `pruned-<pct>`: magnitude pruning to a target sparsity, wrappers stripped before saving;
-- `pruned-<pct>-qat`: prune-preserving QAT on the pruned model (its zeros survive quantization).
-A variant lives in exports/<model>-<variant>/ beside its parent, with the same files and a record
-that says how it was made (parent record, fine-tuning epochs, measured sparsity).
+A variant says what it is (its name, its parent, whether it is quantization-aware, how it is
+derived) so that no module parses a name to learn it. `base` is the recipe's own model; `qat` is
+quantization-aware fine-tuning; `pruned-<pct>` magnitude pruning to a target sparsity (wrappers
+stripped before saving); `pruned-<pct>-qat` prune-preserving QAT on the pruned model.
+
+Importing this module imports no TensorFlow: the report and the benchmark ask variants questions.
+The methods that build Keras models import tfmot when called.
 """
 from __future__ import annotations
 
-import hashlib
-import json
-import time
-from pathlib import Path
+from dataclasses import asdict, dataclass
 
-import numpy as np
-import tensorflow_model_optimization as tfmot
-import tf_keras as keras
-
-from fmnist import data as fdata, environment
-from fmnist.artifacts import file_sha256
-from fmnist.atomic import atomic_dir, write_json
-from fmnist.models import get_spec
-from fmnist.train import (MODEL_FILE, PROBABILITIES_FILE, RECORD_FILE, EpochProgress, TrainedModelError,
-                          compile_model, fit_inputs, load_model, model_dir, read_record, save_model, train,
-                          training_arrays)
-
-FINETUNE_EPOCHS = 1
-FINETUNE_LR_FACTOR = 0.1  # a trained model is fine-tuned with smaller steps than it was trained with
+MIN_PRUNABLE_WEIGHTS = 1024  # a layer smaller than this keeps all its weights: it has none to spare
 
 
-def variant_names(qat: bool, prune: float | None) -> list[str]:
+@dataclass(frozen=True)
+class Variant:
+    prune: float | None = None      # target sparsity of the pruned kernels
+    qat: bool = False               # quantization-aware (fine-tuned with fake-quant nodes)
+
+    @property
+    def name(self) -> str:
+        parts = ([f"pruned-{round(self.prune * 100)}"] if self.prune else []) + (["qat"] if self.qat else [])
+        return "-".join(parts) or "base"
+
+    @property
+    def is_base(self) -> bool:
+        return self == BASE
+
+    @property
+    def quantization_aware(self) -> bool:
+        return self.qat
+
+    @property
+    def parent(self) -> Variant | None:
+        """What it is fine-tuned from: prune-preserving QAT starts from the pruned model."""
+        if self.is_base:
+            return None
+        return Variant(prune=self.prune) if self.qat and self.prune else BASE
+
+    @property
+    def how(self) -> str:
+        if self.is_base:
+            return "trained by its recipe"
+        if self.qat and self.prune:
+            return f"prune-preserving quantization-aware fine-tuning of {self.parent.name}"
+        if self.qat:
+            return "quantization-aware fine-tuning of base"
+        return (f"gradual magnitude pruning of base to {self.prune:.0%} of every kernel with at least "
+                f"{MIN_PRUNABLE_WEIGHTS} weights, wrappers stripped")
+
+    @property
+    def finetune_epochs(self) -> int:
+        """Pruning ramps its sparsity up gradually and then needs time to recover (tfmot's
+        guidance), so it gets two epochs; QAT only has to adapt to the fake-quant nodes: one."""
+        return 2 if self.prune and not self.qat else 1
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    # --- Keras structure (tfmot imported only here) ---------------------------------------------
+    def saved_structure(self, model):
+        """The model as saved: what its weights file fits. Pruned models are saved stripped, so
+        they have the base architecture."""
+        if not self.qat:
+            return model
+        import tensorflow_model_optimization as tfmot
+        if self.prune:
+            annotated = tfmot.quantization.keras.quantize_annotate_model(model)
+            scheme = tfmot.experimental.combine.Default8BitPrunePreserveQuantizeScheme()
+            return tfmot.quantization.keras.quantize_apply(annotated, scheme)
+        return tfmot.quantization.keras.quantize_model(model)
+
+    def training_structure(self, model, steps: int):
+        """The model to fine-tune from the parent's, and the callbacks it needs; `steps` is the
+        length of the fine-tuning run, over which pruning ramps up its sparsity."""
+        if self.qat:
+            return self.saved_structure(model), []
+        import tensorflow_model_optimization as tfmot
+        prune = tfmot.sparsity.keras
+        # tfmot's guidance: reach the target gradually, leaving the last third to recover
+        schedule = prune.PolynomialDecay(0.0, self.prune, begin_step=0, end_step=max(1, 2 * steps // 3),
+                                         frequency=max(1, steps // 30))
+
+        def wrap(layer):
+            if layer.weights and layer.count_params() >= MIN_PRUNABLE_WEIGHTS and hasattr(layer, "kernel"):
+                return prune.prune_low_magnitude(layer, pruning_schedule=schedule)
+            return layer
+        import tf_keras as keras
+        return keras.models.clone_model(model, clone_function=wrap), [prune.UpdatePruningStep()]
+
+    def finished(self, model):
+        """The fine-tuned model as it is saved (pruning wrappers removed)."""
+        if self.prune and not self.qat:
+            import tensorflow_model_optimization as tfmot
+            return tfmot.sparsity.keras.strip_pruning(model)
+        return model
+
+
+BASE = Variant()
+_VARIANTS: dict[str, Variant] = {}
+
+
+class UnknownVariant(KeyError):
+    def __str__(self):
+        return f"unknown variant {self.args[0]!r}; known variants: {', '.join(_VARIANTS)}"
+
+
+def register_variant(variant: Variant) -> Variant:
+    _VARIANTS[variant.name] = variant
+    return variant
+
+
+def list_variants() -> list[str]:
+    return list(_VARIANTS)
+
+
+def get_variant(name: str) -> Variant:
+    try:
+        return _VARIANTS[name]
+    except KeyError:
+        raise UnknownVariant(name) from None
+
+
+def from_record(record: dict) -> Variant:
+    """The variant a trained model folder was made as (its record carries the definition)."""
+    return register_variant(Variant(**record["derivation"]))
+
+
+def requested(qat: bool, prune: float | None) -> list[Variant]:
     """The variants a request asks for: --qat, --prune S, or both (which adds the combination)."""
-    names = []
+    wanted = []
     if prune is not None:
-        if not 0 < prune < 1:
-            raise ValueError(f"sparsity {prune} must be between 0 and 1 (exclusive)")
-        names.append(f"pruned-{round(prune * 100)}")
+        wanted.append(Variant(prune=prune))
     if qat:
-        names.append("qat")
+        wanted.append(Variant(qat=True))
     if qat and prune is not None:
-        names.append(f"pruned-{round(prune * 100)}-qat")
-    return names
+        wanted.append(Variant(prune=prune, qat=True))
+    return [register_variant(v) for v in wanted]
 
 
-def _kernels(model) -> list[np.ndarray]:
-    """Dense and conv kernels: the weights pruning acts on (not QAT's kernel_min/kernel_max)."""
-    return [w.numpy() for w in model.weights if w.name.rsplit("/", 1)[-1] == "kernel:0"]
-
-
-def sparsity(model) -> float:
-    """Fraction of zero weights over every kernel."""
-    kernels = _kernels(model)
-    return sum(int(np.sum(k == 0)) for k in kernels) / sum(k.size for k in kernels)
-
-
-def _make(parent_model, variant: str):
-    """The variant's untrained-for-it model and the callbacks its fine-tuning needs."""
-    if variant == "qat":
-        return tfmot.quantization.keras.quantize_model(parent_model), []
-    if variant.endswith("-qat"):  # prune-preserving QAT, starting from the pruned model
-        annotated = tfmot.quantization.keras.quantize_annotate_model(parent_model)
-        scheme = tfmot.experimental.combine.Default8BitPrunePreserveQuantizeScheme()
-        return tfmot.quantization.keras.quantize_apply(annotated, scheme), []
-    target = int(variant.split("-")[1]) / 100
-    schedule = tfmot.sparsity.keras.ConstantSparsity(target, begin_step=0, frequency=100)
-    pruned = tfmot.sparsity.keras.prune_low_magnitude(parent_model, pruning_schedule=schedule)
-    return pruned, [tfmot.sparsity.keras.UpdatePruningStep()]
-
-
-def derive(name: str, variant: str, exports: Path, ds: fdata.FashionMNIST, *,
-           finetune_epochs: int = FINETUNE_EPOCHS, epochs: int | None = None, subset: int | None = None,
-           force: bool = False, seed: int = environment.SEED, progress: bool = True) -> Path:
-    """Make (or reuse) exports/<name>-<variant>/ from the trained model (trained first if missing,
-    with the same quick-run overrides); returns its folder."""
-    spec = get_spec(name)
-    if variant.endswith("-qat"):
-        parent = derive(name, variant[:-len("-qat")], exports, ds, finetune_epochs=finetune_epochs,
-                        epochs=epochs, subset=subset, seed=seed, progress=progress)
-    else:
-        parent = train(name, exports, ds, epochs=epochs, subset=subset, seed=seed, progress=progress)
-    parent_sha = file_sha256(parent / RECORD_FILE)
-    folder = model_dir(exports, name, variant)
-    key = hashlib.sha256(json.dumps({"parent": parent_sha, "variant": variant, "epochs": finetune_epochs,
-                                     "lr_factor": FINETUNE_LR_FACTOR,
-                                     "subset": subset, "seed": seed, "versions": environment.versions()},
-                                    sort_keys=True).encode()).hexdigest()
-    if not force and (folder / MODEL_FILE).is_file():
-        try:
-            if read_record(folder).get("cache_key") == key:
-                return folder
-        except TrainedModelError:
-            pass
-
-    parent_record = read_record(parent)
-    recipe = parent_record["recipe"]
-    learning_rate = recipe["learning_rate"] * FINETUNE_LR_FACTOR
-    keras.utils.set_random_seed(seed)
-    model, callbacks = _make(load_model(parent), variant)
-    compile_model(model, recipe["optimizer"], learning_rate)
-    (x, y), _ = training_arrays(spec, ds, subset, seed)
-    timer = EpochProgress(finetune_epochs, f"{name} {variant}", progress)
-    start = time.perf_counter()
-    history = model.fit(**fit_inputs(spec.recipe, x, y, seed), epochs=finetune_epochs, verbose=0,
-                        callbacks=[timer, *callbacks])
-    seconds = time.perf_counter() - start
-    if variant.startswith("pruned") and not variant.endswith("-qat"):
-        model = tfmot.sparsity.keras.strip_pruning(model)
-        compile_model(model, recipe["optimizer"], learning_rate)  # stripping drops the compile
-    x_test = fdata.normalise(ds.test_images)
-    test_loss, test_acc = model.evaluate(x_test, ds.test_labels, batch_size=1024, verbose=0)
-    measured = sparsity(model)
-    record = {
-        **{k: parent_record[k] for k in ("source", "summary", "recipe", "params", "macs")},
-        "model": name, "variant": variant, "parent": {"folder": parent.name, "record_sha256": parent_sha,
-                                                       "test_accuracy": parent_record["test_accuracy"]},
-        "finetune_epochs": finetune_epochs, "finetune_learning_rate": learning_rate, "sparsity": measured,
-        "nonzero_params": int(parent_record["params"] - sum(int(np.sum(k == 0)) for k in _kernels(model))),
-        "epochs_planned": finetune_epochs, "epochs_run": finetune_epochs, "subset": subset,
-        "history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
-        "epoch_seconds": timer.seconds, "train_seconds": seconds,
-        "train_accuracy": float(history.history["accuracy"][-1]), "train_loss": float(history.history["loss"][-1]),
-        "test_accuracy": float(test_acc), "test_loss": float(test_loss),
-        "environment": environment.describe(seed), "data_sha256": ds.sha256, "cache_key": key,
-    }
-    with atomic_dir(folder) as tmp:
-        save_model(model, tmp / MODEL_FILE)
-        write_json(tmp / RECORD_FILE, record)
-        np.save(tmp / PROBABILITIES_FILE, model.predict(x_test, batch_size=1024, verbose=0))
-    return folder
+for _v in (BASE, Variant(qat=True), Variant(prune=0.5), Variant(prune=0.5, qat=True)):
+    register_variant(_v)

@@ -2,11 +2,12 @@
 import pytest
 
 import fmnist  # noqa: F401  (tf_keras before TensorFlow)
-from fmnist import data
+from fmnist import data, models, variants
 
 SUBSET = 4000      # training images for the quick models: enough to beat chance in one epoch
-MODELS = ["mlp128", "cnn32_64"]   # an MLP and the CNN for export and benchmark tests
-VARIANTS = ["pruned-50", "qat", "pruned-50-qat"]
+MODELS = models.list_models()     # every registered model is exported to every format
+VARIANT_MODELS = ["mlp128", "cnn32_64"]   # an MLP and the CNN also get every variant
+VARIANTS = [variants.get_variant(v) for v in ("pruned-50", "qat", "pruned-50-qat")]
 
 
 @pytest.fixture(scope="session")
@@ -31,10 +32,12 @@ def trained(dataset, session_exports):
 
 @pytest.fixture(scope="session")
 def exported(dataset, session_exports):
-    """MODELS and their VARIANTS exported to every format once per session: (manifests, failures, skipped)."""
+    """Every model exported to every format, and VARIANT_MODELS' VARIANTS too, once per session:
+    (manifests by (model, variant, format), failures, skipped)."""
     from fmnist import export
     from fmnist.export.pipeline import export_all
     formats = [export.get_format(f) for f in export.list_formats()]
-    manifests, failures, skipped = export_all(MODELS, formats, VARIANTS, session_exports, dataset,
-                                              finetune_epochs=1, epochs=1, subset=SUBSET, progress=False)
-    return {(m["model"], m["variant"], m["format"]): m for m in manifests}, failures, skipped
+    results = [export_all(MODELS if not chosen else VARIANT_MODELS, formats, chosen, session_exports, dataset,
+                          finetune_epochs=1, epochs=1, subset=SUBSET, progress=False) for chosen in ([], VARIANTS)]
+    manifests = {(m["model"], m["variant"], m["format"]): m for r in results for m in r[0]}
+    return manifests, [f for r in results for f in r[1]], [s for r in results for s in r[2]]

@@ -1,4 +1,9 @@
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -7,9 +12,9 @@ from fmnist import cli
 
 @pytest.mark.parametrize("argv, message", [
     (["resnet50"], "unknown model 'resnet50'; known models: cnn32_64"),
-    (["--epochs", "0"], "argument --epochs: 0 must be at least 1"),
+    (["--epochs", "0"], "argument --epochs: 0 must be between 1"),
     (["--epochs", "many"], "argument --epochs: 'many' is not a whole number"),
-    (["--subset", "-5"], "argument --subset: -5 must be at least 1"),
+    (["--subset", "-5"], "argument --subset: -5 must be between 1"),
     (["mlp128", "--all"], "give model names or --all, not both"),
 ])
 def test_bad_arguments_exit_2_with_one_line(capsys, argv, message):
@@ -20,20 +25,111 @@ def test_bad_arguments_exit_2_with_one_line(capsys, argv, message):
     assert err.count("\n") == 1 and message in err
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["--min-seconds", "nan"], "argument --min-seconds: nan must be between"),
+    (["--min-seconds", "inf"], "argument --min-seconds: inf must be between"),
+    (["--min-seconds", "0"], "argument --min-seconds: 0 must be between"),
+    (["--runtime", "tensorrt"], "unknown runtime 'tensorrt'; choose from: keras"),
+    (["--model", "mlp128", "resnet"], "unknown model 'resnet'"),
+    (["--prune", "0.004"], "argument --prune: 0.004 must be between 0.01 and 0.99"),
+])
+def test_bench_bad_arguments_exit_2_with_one_line(capsys, argv, message):
+    with pytest.raises(SystemExit) as exit_:
+        cli.bench_main(argv)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.count("\n") == 1 and message in err
+
+
+@pytest.mark.parametrize("option", ["--results", "--exports"])
+def test_an_output_folder_that_is_a_file_or_unwritable_is_refused_before_any_work(tmp_path, capsys, option):
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    for target, message in ((a_file, "is a file, not a folder"), (locked / "sub", "cannot write to")):
+        if message == "cannot write to" and os.geteuid() == 0:
+            target = a_file / "sub"  # root writes anywhere: a path under a file cannot be made by anyone
+            message = "cannot write to"
+        with pytest.raises(SystemExit) as exit_:
+            cli.bench_main(["--model", "mlp128", option, str(target)])
+        err = capsys.readouterr().err
+        assert exit_.value.code == 2 and err.count("\n") == 1 and message in err, err
+
+
 def test_missing_data_is_one_line_and_exit_1(capsys, tmp_path):
     assert cli.train_main(["mlp128", "--data-dir", str(tmp_path), "--exports", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "file not found" in err
 
 
-def test_train_command_writes_the_training_report(tmp_path, capsys):
+def test_train_command_takes_names_either_way_and_writes_the_training_report(tmp_path, capsys):
     results = tmp_path / "results"
-    code = cli.train_main(["mlp4x2", "--epochs", "1", "--subset", "2000", "--quiet",
+    code = cli.train_main(["mlp4x2", "--model", "mlp4x3", "--epochs", "1", "--subset", "2000", "--quiet",
                            "--exports", str(tmp_path / "exports"), "--results", str(results)])
     assert code == 0
     report = (results / "training.md").read_text()
     row = next(line for line in report.splitlines() if line.startswith("| mlp4x2"))
     assert "quick run: subset of 2000 images, 1 epochs" in row and re.search(r"\|\s*001\s*\|", row)
+    assert any(line.startswith("| mlp4x3") for line in report.splitlines())
     assert "CPU:" in report and "Seed: 42" in report
     for plot in ("learning_curves", "confusion_matrix", "predictions"):
         assert (results / "training" / "mlp4x2" / f"{plot}.png").is_file()
+
+
+def test_a_swallowed_ctrl_c_still_exits_130(capsys):
+    """Python drops a KeyboardInterrupt raised inside a finalizer ("Exception ignored in ..."):
+    the command must still stop with 130, not report success."""
+    @cli._guarded
+    def main(argv):
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)
+        except KeyboardInterrupt:
+            pass  # what a finalizer does with it
+        return 0
+    assert main([]) == 130
+    assert "interrupted" in capsys.readouterr().err
+
+
+SWAP_LOOP = """
+import sys, time
+from pathlib import Path
+from fmnist.atomic import atomic_dir
+folder, tag = Path(sys.argv[1]), sys.argv[2]
+deadline = time.monotonic() + 1.5
+while time.monotonic() < deadline:
+    with atomic_dir(folder) as tmp:
+        (tmp / "who").write_text(tag)
+"""
+
+
+def test_concurrent_folder_swaps_leave_one_whole_folder_and_no_temp(tmp_path):
+    folder = tmp_path / "artifact"
+    workers = [subprocess.Popen([sys.executable, "-c", SWAP_LOOP, str(folder), tag]) for tag in "ab"]
+    while not (folder / "who").exists() and any(w.poll() is None for w in workers):
+        time.sleep(0.001)
+    seen = set()
+    while any(w.poll() is None for w in workers):
+        seen.add((folder / "who").read_text())  # once made, a reader never finds it missing
+    assert [w.wait(timeout=60) for w in workers] == [0, 0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["artifact"] and seen <= {"a", "b"} and seen
+
+
+BLOCK_TF = """
+import importlib.abc, sys
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] in {"tensorflow", "tf_keras", "tensorflow_model_optimization", "tf2onnx", "keras"}:
+            raise ImportError(f"blocked: {name}")
+sys.meta_path.insert(0, Block())
+import fmnist.report, fmnist.harness, fmnist.runtimes, fmnist.storage, fmnist.metrics, fmnist.benchmark
+import fmnist.variants, fmnist.export
+print("imported without TensorFlow")
+"""
+
+
+def test_the_measuring_core_imports_without_tensorflow():
+    done = subprocess.run([sys.executable, "-c", BLOCK_TF], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "imported without TensorFlow" in done.stdout
+

@@ -1,4 +1,5 @@
 """The benchmark harness on the session's tiny exported models: every runtime, the figures, the writers."""
+import dataclasses
 import json
 
 import numpy as np
@@ -8,7 +9,7 @@ from fmnist import harness, metrics, report
 from fmnist.benchmark import collect_jobs
 from fmnist.export import get_format, list_formats
 from fmnist.runtimes import get_runtime, list_runtimes
-from fmnist.train import model_dir
+from fmnist.storage import model_dir
 
 QUICK = harness.Settings(warmup_calls=2, min_calls=5, min_seconds=0.001, max_calls=50, throughput_batch=32,
                          throughput_seconds=0.001)
@@ -63,13 +64,13 @@ def test_gpu_runtimes_are_reported_not_dropped(measured):
     assert (measured["tensorflow-gpu"][0]["status"] == "unavailable") == (not tf.config.list_physical_devices("GPU"))
 
 
-def test_parity_of_an_artifact_with_itself_is_perfect():
-    rng = np.random.default_rng(0)
-    probs = rng.dirichlet(np.ones(10), size=500).astype(np.float32)
-    labels = rng.integers(0, 10, 500)
-    figures = metrics.parity(probs, probs.copy(), labels)
-    assert figures["agreement"] == 1 and figures["max_abs_diff"] == 0 and figures["accuracy_delta"] == 0
-    assert harness.flags(figures) == []
+def test_parity_counts_disagreements_against_the_source_not_the_labels():
+    labels = np.repeat(np.arange(10), 10)
+    reference = np.eye(10, dtype=np.float32)[(labels + 1) % 10]   # the source is always wrong
+    same_mistakes = reference + 0.001
+    figures = metrics.parity(reference, same_mistakes, labels)
+    assert figures["agreement"] == 1 and figures["accuracy"] == 0 and figures["accuracy_delta"] == 0
+    assert figures["max_abs_diff"] == pytest.approx(0.001, rel=1e-3) and metrics.flags(figures) == []
 
 
 def test_a_perturbed_artifact_is_flagged():
@@ -81,7 +82,7 @@ def test_a_perturbed_artifact_is_flagged():
     assert figures["agreement"] == pytest.approx(0.96) and figures["accuracy_delta"] == pytest.approx(-0.04)
     assert figures["max_abs_diff"] == pytest.approx(0.9)
     assert figures["per_class_accuracy_delta"][0] == pytest.approx(-0.4) and figures["per_class_accuracy_delta"][5] == 0
-    assert harness.flags(figures) == ["accuracy -4.00 pts", "agreement 96.00%"]
+    assert metrics.flags(figures) == ["accuracy -4.00 pts", "agreement 96.00%"]
 
 
 def test_latency_statistics_for_a_synthetic_timer(monkeypatch):
@@ -101,7 +102,7 @@ def test_latency_statistics_for_a_synthetic_timer(monkeypatch):
 def test_a_tampered_artifact_becomes_an_error_row_and_the_rest_go_on(exported, session_exports):
     folders = [model_dir(session_exports, "mlp128")]
     jobs = collect_jobs(folders, ["tflite", "tflite-int8"], ["litert"])["litert"]
-    bad = jobs[0].__class__(**{**jobs[0].__dict__, "sha256": "0" * 64})
+    bad = dataclasses.replace(jobs[0], sha256="0" * 64)
     records = harness.run_runtime("litert", [bad, jobs[1]], None, QUICK, progress=False)
     assert records[0]["status"] == "error" and "does not match its manifest" in records[0]["error"]
     assert records[1]["status"] == "ok"
@@ -121,7 +122,8 @@ def test_writers_produce_the_documented_fields(measured, tmp_path, session_expor
     header = (tmp_path / "benchmark.csv").read_text().splitlines()[0].split(",")
     assert {"latency_us.p50", "model", "runtime", "status", "size_gzip_bytes"} <= set(header)
     headline = (tmp_path / "README.md").read_text()
-    assert "| mlp128 " in headline and "| cnn32_64 " in headline and "onnxruntime-cuda" in headline
+    assert "| mlp128 " in headline and "| cnn32_64 " in headline
+    assert ("onnxruntime-cuda" in headline) == (measured["onnxruntime-cuda"][0]["status"] == "unavailable")
     for page in ("accuracy.md", "latency.md", "size.md"):
         assert "| mlp128 " in (tmp_path / page).read_text()
     for plot in ("accuracy_vs_latency.png", "latency_by_runtime.png"):
@@ -133,3 +135,32 @@ def test_pareto_front_keeps_only_undominated_points():
     from fmnist.plots import pareto_front
     points = [(1, 80), (2, 85), (3, 84), (4, 90), (5, 90), (0.5, 70)]
     assert sorted(pareto_front(points)) == [0, 1, 3, 5]
+
+
+SUBSETS = {
+    "edge runtimes only": lambda r: r["runtime"] in ("litert", "onnxruntime"),
+    "litert only": lambda r: r["runtime"] == "litert",
+    "keras only": lambda r: r["runtime"] == "keras",
+    "one model, onnxruntime": lambda r: r.get("model") == "mlp128" and r["runtime"] == "onnxruntime",
+    "an unavailable runtime only": lambda r: r["runtime"] == "onnxruntime-cuda",
+    "nothing": lambda r: False,
+}
+
+
+@pytest.mark.parametrize("subset", SUBSETS)
+def test_any_subset_of_rows_gives_a_coherent_report(measured, tmp_path, session_exports, subset):
+    records = [r for rows in measured.values() for r in rows if SUBSETS[subset](r)]
+    document = {"schema": 1, "environment": {"cpu": "x", "cores": 2, "machine": "x86_64", "python": "3.11",
+                                             "versions": {"numpy": "2"}, "seed": 42, "date": "today"},
+                "settings": harness.Settings().__dict__, "not_made": [], "records": records}
+    report.write_benchmark(document, tmp_path, session_exports)
+    assert json.loads((tmp_path / "benchmark.json").read_text())["records"] == json.loads(json.dumps(records))
+    readme = (tmp_path / "README.md").read_text()
+    models_measured = {r["model"] for r in records if r["status"] == "ok"}
+    for model in models_measured:
+        assert f"| {model} " in readme
+    if not models_measured:
+        assert report.NO_DATA in (tmp_path / "accuracy.md").read_text()
+        assert not (tmp_path / "plots" / "accuracy_vs_latency.png").exists()
+    else:
+        assert (tmp_path / "plots" / "accuracy_vs_latency.png").read_bytes()[:4] == b"\x89PNG"

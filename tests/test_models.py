@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from fmnist import models
-from fmnist.train import read_record
+from fmnist.storage import read_record
 
 
 def implied_params(layers) -> int:

@@ -9,6 +9,7 @@ import numpy as np
 
 from fmnist.export import register_format
 from fmnist.export.base import OPSET, Format
+from fmnist.metrics import FLOAT_TOLERANCE
 
 
 def _float_onnx(model, ctx):
@@ -36,7 +37,7 @@ def describe(path) -> dict:
 
 class Onnx(Format):
     name, filename, runtime = "onnx", "model.onnx", "onnxruntime"
-    tolerance = 1e-4
+    tolerance = FLOAT_TOLERANCE
 
     def settings(self):
         return {**super().settings(), "opset": OPSET}
@@ -60,10 +61,11 @@ class CalibrationReader:
 
 class OnnxInt8(Format):
     name, filename, runtime = "onnx-int8", "model.onnx", "onnxruntime"
-    quantized = calibrated = True
+    quantized = calibrated = full_integer = True
+    float_counterpart = "onnx"
 
     def not_for(self, variant):
-        if variant.endswith("qat"):
+        if variant.quantization_aware:
             return "a quantization-aware model's onnx export is already an int8 QDQ graph; this would quantize it twice"
         return None
 

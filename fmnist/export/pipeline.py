@@ -1,32 +1,26 @@
 """Export trained model folders to formats: convert, validate, write artifact + manifest atomically.
 
 An export is cached: a manifest whose cache key (source record, format settings, calibration set,
-versions) matches and whose artifact still has its recorded SHA-256 is reused.
+versions) matches and whose artifact still has its recorded SHA-256 is reused. An artifact that
+converts but misses its validation gate is kept, its manifest saying which criterion it missed
+and by how much: what int8 costs is a result to measure, not a reason to refuse.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from fmnist import data as fdata, environment
-from fmnist.artifacts import MANIFEST, ArtifactError, digest, file_sha256, read_manifest, verified_path
+from fmnist import data as fdata, environment, storage
 from fmnist.atomic import atomic_dir, write_json
 from fmnist.export.base import ExportContext, Format
-from fmnist.metrics import parity
+from fmnist.metrics import VALIDATION_IMAGES, parity
 from fmnist.runtimes import get_runtime
-from fmnist.train import RECORD_FILE, load_model, read_record
+from fmnist.variants import Variant, from_record
 
-VALIDATION_IMAGES = 1000   # the first 1,000 test images: a fixed slice every export is checked on
 CALIBRATION_IMAGES = 300
-
-
-class ExportValidationError(Exception):
-    """A converted artifact does not reproduce its source model closely enough."""
 
 
 def calibration_set(ds: fdata.FashionMNIST, size: int, seed: int):
@@ -35,13 +29,13 @@ def calibration_set(ds: fdata.FashionMNIST, size: int, seed: int):
     return indices.tolist(), fdata.normalise(ds.train_images[indices])
 
 
-def validate(fmt: Format, path: Path, images, labels, reference, quantized: bool) -> dict:
+def validate(fmt: Format, path: Path, images, labels, reference, variant: Variant) -> dict:
     """Float artifacts must match the source within the format's tolerance; quantized ones (an int8
     format, or any export of a quantization-aware model) must agree on top-1 often enough."""
     session = get_runtime(fmt.runtime).load(path, fmt.name, threads=1)
     figures = parity(reference, session.predict(images), labels)
     figures.pop("per_class_accuracy_delta")
-    if quantized:
+    if fmt.quantized or variant.quantization_aware:
         criterion = f"top-1 agreement >= {fmt.min_agreement}"
         figures["passed"] = figures["agreement"] >= fmt.min_agreement
     else:
@@ -50,53 +44,38 @@ def validate(fmt: Format, path: Path, images, labels, reference, quantized: bool
     return {"criterion": criterion, "slice": f"test images 0-{len(labels) - 1}", **figures}
 
 
-def _cache_key(record_sha: str, fmt: Format, calibration_indices) -> str:
-    payload = {"record": record_sha, "format": fmt.name, "settings": fmt.settings(),
-               "calibration": calibration_indices if fmt.calibrated else None,
-               "versions": environment.versions()}
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
-
-
-def _cached(folder: Path, key: str) -> dict | None:
-    try:
-        manifest = read_manifest(folder)
-        if manifest.get("cache_key") == key:
-            verified_path(folder, manifest)
-            return manifest
-    except ArtifactError:
-        pass
-    return None
-
-
-def _failure_path(folder: Path, fmt: Format) -> Path:
-    return folder / f"{fmt.name}.failed.json"
-
-
-def _cached_failure(folder: Path, fmt: Format, key: str) -> dict | None:
-    """The same conversion of the same model failed before: a deterministic result, not retried
-    (until the model, the format's settings or the libraries change, or --force)."""
-    try:
-        failure = json.loads(_failure_path(folder, fmt).read_text())
-    except (OSError, ValueError):
+def gate_warning(manifest: dict) -> str | None:
+    """One line saying an artifact missed its validation gate, or None when it passed."""
+    v = manifest["validation"]
+    if v["passed"]:
         return None
-    return failure if failure.get("cache_key") == key else None
+    return (f"{manifest['source_model']['folder']} {manifest['format']}: kept but flagged, missed "
+            f"{v['criterion']}: agreement {v['agreement']:.4f}, max abs diff {v['max_abs_diff']:.2e}, "
+            f"accuracy {100 * (v['accuracy'] - v['source_accuracy']):+.2f} pts on {v['slice']}")
+
+
+def _cache_key(record_sha: str, fmt: Format, calibration_indices) -> str:
+    return storage.cache_key({"record": record_sha, "format": fmt.name, "settings": fmt.settings(),
+                              "calibration": calibration_indices if fmt.calibrated else None,
+                              "versions": environment.versions()})
 
 
 def export_model(folder: Path, formats: list[Format], ds: fdata.FashionMNIST, *, force: bool = False,
                  calibration_size: int = CALIBRATION_IMAGES, seed: int = environment.SEED,
-                 on_done=None) -> list[dict]:
+                 on_done=None) -> tuple[list[dict], list[dict]]:
     """Export one trained model folder to each format; returns the manifests (cached or new) and
     failures ({"folder", "format", "error"}): one format failing does not stop the others.
     `on_done(format_name, manifest or None, cached)` is called after each format, for progress."""
+    from fmnist.models import load_trained
     folder = Path(folder)
-    record = read_record(folder)
-    record_sha = file_sha256(folder / RECORD_FILE)
+    record = storage.verified_record(folder)  # a damaged model is one error here, not one per format
+    record_sha = storage.file_sha256(folder / storage.RECORD_FILE)
     indices, calibration = calibration_set(ds, calibration_size, seed)
     manifests, todo, failures = {}, [], []
     for fmt in formats:
         key = _cache_key(record_sha, fmt, indices)
-        cached = None if force else _cached(folder / fmt.name, key)
-        failed = None if force else _cached_failure(folder, fmt, key)
+        cached = None if force else storage.cached_manifest(folder / fmt.name, key)
+        failed = None if force else storage.cached_failure(folder, fmt.name, key)
         if cached:
             manifests[fmt.name] = cached
         elif failed:
@@ -107,78 +86,69 @@ def export_model(folder: Path, formats: list[Format], ds: fdata.FashionMNIST, *,
         if on_done:
             on_done(fmt.name, cached, True)
     if todo:
-        model = load_model(folder)
+        model = load_trained(folder)
         images = fdata.normalise(ds.test_images[:VALIDATION_IMAGES])
         labels = ds.test_labels[:VALIDATION_IMAGES]
-        reference = model.predict(images, batch_size=1000, verbose=0)
+        reference = model.predict(images, batch_size=VALIDATION_IMAGES, verbose=0)
         with tempfile.TemporaryDirectory(prefix="fmnist-export-") as scratch:
-            ctx = ExportContext(calibration, indices, Path(scratch))
+            ctx = ExportContext(calibration, indices, Path(scratch), from_record(record))
             for fmt, key in todo:
                 try:
                     manifests[fmt.name] = _export_one(folder, record, record_sha, model, fmt, key, ctx,
                                                       images, labels, reference, seed)
-                except Exception as e:  # a converter's own failure is reported like a failed validation
-                    message = str(e) if isinstance(e, ExportValidationError) else \
-                        f"{folder.name} {fmt.name}: conversion failed ({type(e).__name__}: {str(e)[:300]})"
-                    failure = {"folder": folder.name, "format": fmt.name, "error": message, "cache_key": key}
-                    write_json(_failure_path(folder, fmt), failure)
-                    failures.append(failure)
+                except Exception as e:  # a converter's own failure: recorded, and the others go on
+                    failures.append(storage.write_failure(
+                        folder, fmt.name, f"{folder.name} {fmt.name}: conversion failed "
+                        f"({type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''})", key))
                 if on_done:
                     on_done(fmt.name, manifests.get(fmt.name), False)
     return [manifests[fmt.name] for fmt in formats if fmt.name in manifests], failures
 
 
 def _export_one(folder, record, record_sha, model, fmt, key, ctx, images, labels, reference, seed) -> dict:
-    _failure_path(folder, fmt).unlink(missing_ok=True)
+    storage.clear_failure(folder, fmt.name)
     with atomic_dir(folder / fmt.name) as tmp:
         start = time.perf_counter()
         details = fmt.convert(model, tmp / fmt.filename, ctx)
         seconds = time.perf_counter() - start
-        quantized = fmt.quantized or record["variant"].endswith("qat")
-        validation = validate(fmt, tmp / fmt.filename, images, labels, reference, quantized)
-        if not validation["passed"]:
-            raise ExportValidationError(
-                f"{folder.name} {fmt.name}: validation failed ({validation['criterion']}): agreement "
-                f"{validation['agreement']:.4f}, max abs diff {validation['max_abs_diff']:.2e}; no artifact written")
         manifest = {
             "schema": 1, "model": record["model"], "variant": record["variant"], "source": record["source"],
-            "format": fmt.name, "artifact": fmt.filename, **digest(tmp / fmt.filename),
+            "format": fmt.name, "artifact": fmt.filename, **storage.digest(tmp / fmt.filename),
             "params": record["params"], "macs": record["macs"],
             "source_model": {"folder": folder.name, "record_sha256": record_sha,
                              "test_accuracy": record["test_accuracy"]},
             "details": details,
             "calibration": ({"images": len(ctx.calibration_indices), "from": "training set", "seed": seed,
                              "indices": ctx.calibration_indices} if fmt.calibrated else None),
-            "validation": validation, "export_seconds": seconds,
-            "environment": environment.describe(seed), "cache_key": key,
+            "validation": validate(fmt, tmp / fmt.filename, images, labels, reference, ctx.variant),
+            "export_seconds": seconds, "environment": environment.describe(seed), "cache_key": key,
         }
-        write_json(tmp / MANIFEST, manifest)
+        write_json(tmp / storage.MANIFEST_FILE, manifest)
     return manifest
 
 
-def export_all(names: list[str], formats: list[Format], variants: list[str], exports: Path,
-               ds: fdata.FashionMNIST, *, finetune_epochs: int, epochs: int | None = None,
+def export_all(names: list[str], formats: list[Format], variants: list[Variant], exports: Path,
+               ds: fdata.FashionMNIST, *, finetune_epochs: int | None = None, epochs: int | None = None,
                subset: int | None = None, force: bool = False, calibration_size: int = CALIBRATION_IMAGES,
                seed: int = environment.SEED, progress: bool = True):
     """Train what is missing, derive the variants, export every (model, variant) to every format
     that applies to it. Returns (manifests, failures, skipped)."""
     from tqdm import tqdm
 
-    from fmnist import train, variants as fvariants
+    from fmnist import train
     manifests, failures, skipped = [], [], []
     with tqdm(total=len(names) * (1 + len(variants)) * len(formats), desc="export", unit="artifact",
               disable=not progress) as bar:
         for name in names:
-            folders = [("base", train.train(name, exports, ds, epochs=epochs, subset=subset, seed=seed,
-                                            progress=progress))]
-            folders += [(v, fvariants.derive(name, v, exports, ds, finetune_epochs=finetune_epochs, subset=subset,
-                                             epochs=epochs, seed=seed, progress=progress)) for v in variants]
-            for variant, folder in folders:
+            for variant in [Variant(), *variants]:
+                folder = train.derive(name, variant, exports, ds, finetune_epochs=finetune_epochs, epochs=epochs,
+                                      subset=subset, seed=seed, progress=progress)
                 applicable = []
                 for fmt in formats:
                     reason = fmt.not_for(variant)
                     if reason:
-                        skipped.append({"folder": folder.name, "format": fmt.name, "reason": reason})
+                        skipped.append({"folder": folder.name, "variant": variant.name, "format": fmt.name,
+                                        "reason": reason})
                         bar.update()
                     else:
                         applicable.append(fmt)

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 from fmnist.export import register_format
 from fmnist.export.base import Format
+from fmnist.metrics import FLOAT_TOLERANCE
 
 
 class SavedModel(Format):
     name, filename, runtime = "savedmodel", "saved_model", "tensorflow"
-    tolerance = 1e-4
+    tolerance = FLOAT_TOLERANCE
 
     def convert(self, model, target, ctx):
         import tensorflow as tf

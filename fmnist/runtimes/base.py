@@ -40,6 +40,7 @@ class Runtime:
     device: str = "cpu"
     takes_threads: bool = True
     base_only: bool = False   # measured on the recipe's own models only, not on their variants
+    edge: bool = False        # an edge runtime (what is deployed), not a reference to compare with
 
     def unavailable(self) -> str | None:
         return None

@@ -26,7 +26,10 @@ def dequantize(values: np.ndarray, detail: dict) -> np.ndarray:
 class LiteRTSession(Session):
     def __init__(self, path, threads):
         from ai_edge_litert.interpreter import Interpreter
-        self.interpreter = Interpreter(model_path=str(path), num_threads=threads)
+
+        from fmnist import stderr_muted
+        with stderr_muted():  # "INFO: Created TensorFlow Lite XNNPACK delegate" on every load
+            self.interpreter = Interpreter(model_path=str(path), num_threads=threads)
         self.input = self.interpreter.get_input_details()[0]
         self.output = self.interpreter.get_output_details()[0]
         self.batch = None
@@ -44,8 +47,9 @@ class LiteRTSession(Session):
 
 
 class LiteRT(Runtime):
+    edge = True
     name = "litert"
-    formats = ("tflite", "tflite-fp16", "tflite-dynamic", "tflite-int8")
+    formats = ("tflite", "tflite-fp16", "tflite-dynamic", "tflite-int8", "tflite-int16x8")
 
     def load(self, path, fmt, threads=None):
         return LiteRTSession(path, threads)

@@ -34,6 +34,7 @@ class ORTSession(Session):
 
 
 class OnnxRuntime(Runtime):
+    edge = True
     formats = ("onnx", "onnx-int8")
 
     def __init__(self, name, provider, device):
