@@ -6,7 +6,7 @@ import pytest
 
 import fmnist  # noqa: F401  (tf_keras before TensorFlow)
 from fmnist import storage
-from fmnist.benchmark import NATIVE_FORMAT, collect_jobs
+from fmnist.jobs import NATIVE_FORMAT, collect_jobs
 from fmnist.export import list_formats
 from fmnist.runtimes import get_runtime, list_runtimes
 
@@ -20,9 +20,12 @@ def _jobs():
 
 
 def pytest_generate_tests(metafunc):
-    """`job`: every artifact on every runtime; `tflite_job`: each base model's float TFLite file.
-    With no artifacts the tests get None and fail loudly, rather than pass by running nothing."""
+    """`job`: every artifact on every runtime; `timed_job`: the same without microcontroller
+    runtimes (their host latency is not an MCU's: nothing to regress); `tflite_job`: each base
+    model's float TFLite file. With no artifacts the tests get None and fail loudly, rather than
+    pass by running nothing."""
     for name, keep in (("job", lambda j: True),
+                       ("timed_job", lambda j: not get_runtime(j.runtime).microcontroller),
                        ("tflite_job", lambda j: j.format == "tflite" and j.meta["variant"] == "base")):
         if name in metafunc.fixturenames:
             jobs = [j for j in _jobs() if keep(j)]
@@ -43,8 +46,7 @@ def require(job):
     return job
 
 
-@pytest.fixture
-def session(job):
+def load(job):
     require(job)
     path = storage.verified_path(Path(job.folder), job.artifact, job.sha256)
     return get_runtime(job.runtime).load(path, job.format, threads=1)

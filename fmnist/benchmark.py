@@ -3,61 +3,14 @@ every runtime that runs its format -> write results/."""
 from __future__ import annotations
 
 import time
-from collections import defaultdict
 from dataclasses import asdict
 from pathlib import Path
 
 from fmnist import environment, report, storage
-from fmnist.harness import Job, Settings, overhead_check, run_isolated
-from fmnist.metrics import variant_flags
-from fmnist.runtimes import get_runtime, runtimes_for
-from fmnist.variants import BASE, from_record
-
-NATIVE_FORMAT = "keras"  # the trained model itself: measured, never exported
-
-
-def _meta(record: dict, described: dict, base_accuracy: float | None) -> dict:
-    return {"model": record["model"], "source": record["source"], "variant": record["variant"],
-            "size_bytes": described["size_bytes"], "size_gzip_bytes": described["size_gzip_bytes"],
-            "params": record["params"], "macs": record["macs"], "nonzero_params": record.get("nonzero_params"),
-            "source_test_accuracy": record["test_accuracy"], "base_test_accuracy": base_accuracy,
-            "variant_flags": variant_flags(record["test_accuracy"], base_accuracy)}
-
-
-def _base_accuracy(folder: Path, record: dict) -> float | None:
-    if from_record(record).is_base:
-        return None
-    try:
-        return storage.read_record(storage.model_dir(folder.parent, record["model"]))["test_accuracy"]
-    except storage.TrainedModelError:
-        return None
-
-
-def collect_jobs(model_folders: list[Path], formats: list[str], runtimes: list[str]) -> dict[str, list[Job]]:
-    """Jobs per runtime, found from the model folders and the manifests in them alone."""
-    from fmnist.export import get_format
-    jobs = defaultdict(list)
-    for folder in model_folders:
-        record = storage.verified_record(folder)
-        base_accuracy = _base_accuracy(folder, record)
-        found = []
-        if NATIVE_FORMAT in formats:
-            found.append((NATIVE_FORMAT, folder, storage.MODEL_FILE, storage.digest(folder / storage.MODEL_FILE)))
-        for artifact_folder in storage.artifact_folders(folder):
-            manifest = storage.read_manifest(artifact_folder)
-            fmt = manifest["format"]
-            if fmt in formats and not get_format(fmt).not_for(from_record(record)):  # not a stale leftover
-                found.append((fmt, artifact_folder, manifest["artifact"], manifest))
-        for fmt, where, artifact, described in found:
-            meta = _meta(record, described, base_accuracy)
-            if fmt != NATIVE_FORMAT:
-                meta["export_validation"] = described["validation"]
-            for runtime in runtimes_for(fmt):
-                if runtime.name in runtimes and not (runtime.base_only and record["variant"] != "base"):
-                    jobs[runtime.name].append(Job(runtime.name, fmt, str(where), artifact, described["sha256"],
-                                                  str(folder), meta))
-    return jobs
-
+from fmnist.harness import Settings, overhead_check, run_isolated
+from fmnist.jobs import NATIVE_FORMAT, collect_jobs
+from fmnist.runtimes import get_runtime
+from fmnist.variants import BASE
 
 def export_failure_rows(failures: list[dict], folders: dict[str, Path], runtimes: list[str]) -> list[dict]:
     """A failed export is a row too (on each selected runtime that would have run it): the table
@@ -107,11 +60,14 @@ def run(names: list[str], formats: list[str], runtimes: list[str], variants: lis
         clock = time.perf_counter()
         records += run_isolated(runtime, jobs.get(runtime, []), data_dir, settings, progress)
         seconds[f"measure_{runtime}"] = time.perf_counter() - clock
+    records = [{**r, "machine": environment.HOST_LABEL} for r in records]
     overhead = None
     reference_tflite = next((j for j in jobs.get("litert", []) if j.format == "tflite"), None)
     if reference_tflite:
         overhead = overhead_check(Path(reference_tflite.folder) / reference_tflite.artifact)
-    document = {"schema": 1, "environment": environment.describe(), "settings": asdict(settings),
+    document = {"schema": 1, "environment": environment.describe(),
+                "machines": {environment.HOST_LABEL: environment.machine(environment.HOST_LABEL)},
+                "settings": asdict(settings),
                 "stage_seconds": seconds, "harness_overhead": overhead,
                 "selection": {"models": names, "formats": formats, "runtimes": runtimes,
                               "variants": [v.name for v in variants]},

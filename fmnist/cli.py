@@ -223,10 +223,78 @@ def export_main(argv=None) -> int:
     return 1 if failures or (args.strict and warnings) else 0
 
 
+DEVICE_FORMATS = ("tflite", "tflite-int8", "onnx", "onnx-int8")
+
+
+@_guarded
+def pack_main(argv) -> int:
+    """fmnist-bench pack: one file to benchmark on a device without TensorFlow (see README)."""
+    from fmnist.export import list_formats
+    parser = OneLineParser(prog="fmnist-bench pack", description=pack_main.__doc__)
+    _list(parser, "--model", "name", "models to pack (default: all)")
+    _list(parser, "--format", "format", f"formats to pack (default: {' '.join(DEVICE_FORMATS)})")
+    _list(parser, "--variant", "variant", "variants to pack (default: base)")
+    parser.add_argument("--out", type=Path, default=Path("fmnist-bundle.pyz"), help="the bundle file to write")
+    parser.add_argument("--exports", type=Path, default=None, metavar="DIR", help="where the artifacts are")
+    parser.add_argument("--data-dir", type=Path, default=None, help="Fashion-MNIST IDX files (default: searched)")
+    args = parser.parse_args(argv)
+    formats = _checked(parser, list_formats(), args.format, "format") or list(DEVICE_FORMATS)
+    names = _models(parser, args.model)
+    if args.out.is_dir():
+        parser.error(f"argument --out: {args.out} is a folder; give a file name such as bundle.pyz")
+    _writable(parser, args.out.parent if str(args.out.parent) else Path("."), "--out")
+
+    from fmnist import bundle, data, storage, variants
+    wanted = [variants.get_variant(v) for v in _checked(parser, variants.list_variants(), args.variant, "variant")
+              or ["base"]]
+    exports = args.exports or storage.DEFAULT_EXPORTS
+    folders = [storage.model_dir(exports, n, v.name) for n in names for v in dict.fromkeys([variants.BASE, *wanted])]
+    images, labels = data.load_test_set(args.data_dir)
+    index = bundle.pack(folders, formats, args.out, images, labels, names)
+    artifacts = sum(name.endswith("/manifest.json") for name in index["files"])
+    print(f"wrote {args.out}: {args.out.stat().st_size / 1e6:.1f} MB, {artifacts} artifacts of {len(names)} models; "
+          f"on the device: python3 {args.out.name} --out RESULT.json --label NAME")
+    return 0
+
+
+@_guarded
+def merge_main(argv) -> int:
+    """fmnist-bench merge: add device results (from a bundle run) to results/, under their machine."""
+    parser = OneLineParser(prog="fmnist-bench merge", description=merge_main.__doc__)
+    parser.add_argument("files", nargs="+", type=Path, metavar="DEVICE.json")
+    parser.add_argument("--results", type=Path, default=Path("results"), help="the results folder to merge into")
+    parser.add_argument("--exports", type=Path, default=None, metavar="DIR", help="where the artifacts are")
+    args = parser.parse_args(argv)
+    _writable(parser, args.results, "--results")
+
+    import json
+
+    from fmnist import bundle, report, storage
+    from fmnist.atomic import write_json
+    host = args.results / "benchmark.json"
+    try:
+        document = json.loads(host.read_text())
+    except (OSError, ValueError):
+        raise bundle.BundleError(f"{host}: no host benchmark to merge into; run fmnist-bench first") from None
+    results = [bundle.read_device_result(path) for path in args.files]  # all checked before any is kept
+    for result in results:
+        write_json(args.results / report.DEVICES_DIR / f"{result['machine']['label']}.json", result)
+    report.write_benchmark(document, args.results, args.exports or storage.DEFAULT_EXPORTS)
+    for result in results:
+        ok = sum(r["status"] == "ok" for r in result["records"])
+        print(f"merged {result['machine']['label']}: {ok} rows measured ({result['machine']['cpu']}, "
+              f"{result['machine']['architecture']}); see {args.results}/devices.md")
+    return 0
+
+
 @_guarded
 def bench_main(argv=None) -> int:
-    """fmnist-bench: the whole pipeline (train, export, measure every runtime) and results/."""
-    from fmnist.benchmark import NATIVE_FORMAT
+    """fmnist-bench: the whole pipeline (train, export, measure every runtime) and results/.
+    `fmnist-bench pack` and `fmnist-bench merge` benchmark on a device (see README)."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in ("pack", "merge"):
+        return {"pack": pack_main, "merge": merge_main}[argv[0]](argv[1:])
+    from fmnist.jobs import NATIVE_FORMAT
     from fmnist.export import list_formats
     from fmnist.runtimes import list_runtimes
     formats_known = [NATIVE_FORMAT, *list_formats()]

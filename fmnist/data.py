@@ -133,3 +133,13 @@ def load(directory: str | os.PathLike | None = None) -> FashionMNIST:
               for key, (name, sha, magic, shape) in FILES.items()}
     return FashionMNIST(**arrays, directory=directory,
                         sha256={name: sha for name, sha, *_ in FILES.values()})
+
+
+def load_test_set(source: str | os.PathLike | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The 10,000 test images (uint8) and labels: from a bundle's `.npz` (a device has no IDX
+    files), or else from the IDX files found as `load` finds them."""
+    if source is not None and str(source).endswith(".npz"):
+        with np.load(source) as saved:
+            return saved["images"], saved["labels"]
+    ds = load(source)
+    return ds.test_images, ds.test_labels

@@ -7,8 +7,9 @@ import platform
 from importlib import metadata
 
 SEED = 42
+HOST_LABEL = "host"  # the machine label of the host's own benchmark rows; devices are named otherwise
 PACKAGES = ("tensorflow", "tf-keras", "tensorflow-model-optimization", "tf2onnx", "onnx",
-            "onnxruntime", "ai-edge-litert", "numpy")
+            "onnxruntime", "ai-edge-litert", "tflite-micro", "numpy")
 
 
 def cpu_model() -> str:
@@ -42,3 +43,9 @@ def describe(seed: int = SEED) -> dict:
         "seed": seed,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def machine(label: str) -> dict:
+    """A measured machine, as results name it: label, CPU, architecture, cores, OS, Python."""
+    return {"label": label, "cpu": cpu_model(), "architecture": platform.machine(), "cores": os.cpu_count(),
+            "os": platform.platform(), "python": platform.python_version()}

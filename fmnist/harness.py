@@ -10,9 +10,10 @@ import ctypes
 import gc
 import multiprocessing
 import os
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,7 @@ class Settings:
     throughput_seconds: float = 0.05
     accuracy_batch: int = 1000
     threads: int = os.cpu_count() or 1
+    test_images: int | None = None     # all 10,000 unless set (quick runs in the tests)
 
 
 @dataclass(frozen=True)
@@ -103,16 +105,22 @@ def measure(runtime, job: Job, images: np.ndarray, labels: np.ndarray, settings:
     first_ms = (time.perf_counter() - start) * 1e3
 
     probabilities = session.predict(images, batch_size=settings.accuracy_batch)
-    figures = parity(reference_probabilities(Path(job.reference)), probabilities, labels)
+    reference = reference_probabilities(Path(job.reference))[:len(labels)]
+    figures = {**parity(reference, probabilities, labels),
+               **session.extras(images, probabilities)}
 
     session.bind(one)
     for _ in range(settings.warmup_calls):
         session.invoke()
     samples = time_calls(session.invoke, settings.min_calls, settings.min_seconds, settings.max_calls)
     batch = images[:settings.throughput_batch]
-    ips = throughput(session, batch, settings.throughput_seconds)
+    latency = latency_stats(samples)
+    if runtime.microcontroller:  # one image per invoke whatever the batch: throughput is 1 / latency
+        ips, batch = 1e6 / latency["mean"], images[:1]
+    else:
+        ips = throughput(session, batch, settings.throughput_seconds)
     peak = _rss_mb("VmHWM")
-    record = {"threads": threads, "latency_us": latency_stats(samples), "latency_scope": LATENCY_SCOPE,
+    record = {"threads": threads, "latency_us": latency, "latency_scope": LATENCY_SCOPE,
               "load_ms": load_ms, "first_inference_ms": first_ms,
               "throughput_ips": ips, "throughput_batch": len(batch),
               "peak_rss_mb": peak, "model_rss_mb": peak - baseline, **figures}
@@ -129,12 +137,25 @@ def measure(runtime, job: Job, images: np.ndarray, labels: np.ndarray, settings:
     return record
 
 
+def _progress(items, desc: str, enabled: bool):
+    """tqdm where it is installed; on a bare device, one line per item."""
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        def lines():
+            for i, item in enumerate(items, 1):
+                if enabled:
+                    print(f"{desc}: {i}/{len(items)}", file=sys.stderr, flush=True)
+                yield item
+        return lines()
+    return tqdm(items, desc=desc, unit="artifact", disable=not enabled)
+
+
 def run_runtime(name: str, jobs: list[Job], data_dir: str | None, settings: Settings,
                 progress: bool = True) -> list[dict]:
     """Measure every job on runtime `name`, in this process. One record per job; a job that fails
-    becomes an error row and the rest go on. An unavailable runtime gives one row saying why."""
-    from tqdm import tqdm
-
+    becomes an error row and the rest go on. An unavailable runtime gives one row saying why.
+    `data_dir`: where the test set is (IDX files, or a bundle's .npz)."""
     from fmnist import data
     from fmnist.runtimes import get_runtime
     runtime = get_runtime(name)
@@ -143,13 +164,13 @@ def run_runtime(name: str, jobs: list[Job], data_dir: str | None, settings: Sett
     if why:
         return [{**described, "status": "unavailable", "error": why, "formats": list(runtime.formats)}]
     described = {**described, **runtime.describe()}
-    ds = data.load(data_dir)
-    images, labels = data.normalise(ds.test_images), ds.test_labels
+    images, labels = data.load_test_set(data_dir)
+    images, labels = data.normalise(images[:settings.test_images]), labels[:settings.test_images]
     records = []
-    for job in tqdm(jobs, desc=f"bench {name}", unit="artifact", disable=not progress):
+    for job in _progress(jobs, f"bench {name}", progress):
         row = {**job.meta, "format": job.format, **described, "artifact_sha256": job.sha256}
         try:
-            figures = measure(runtime, job, images, labels, settings)
+            figures = _measure_or_reuse(runtime, job, images, labels, settings, described)
             row.update(status="ok", error=None, **figures)
             reasons = flags(figures) + row.get("variant_flags", [])
             row.update(flagged=bool(reasons), flag_reasons=reasons)
@@ -161,13 +182,37 @@ def run_runtime(name: str, jobs: list[Job], data_dir: str | None, settings: Sett
     return records
 
 
+def _measure_or_reuse(runtime, job: Job, images, labels, settings: Settings, described: dict) -> dict:
+    """measure(), or for a runtime whose figures are slow to get and deterministic (TFLM), the
+    figures it measured on this very file before: same artifact and reference hashes, runtime
+    version and settings."""
+    if not runtime.cache_figures:
+        return measure(runtime, job, images, labels, settings)
+    from fmnist.storage import cache_key, cached_measurement, read_record, write_measurement
+    key = cache_key({"artifact": job.sha256, "reference": read_record(Path(job.reference))["probabilities_sha256"],
+                     "runtime": described, "settings": asdict(settings), "format": job.format})
+    figures = cached_measurement(Path(job.folder), runtime.name, key)
+    if figures is None:
+        figures = measure(runtime, job, images, labels, settings)
+        write_measurement(Path(job.folder), runtime.name, key, figures)
+    return figures
+
+
 def run_isolated(name: str, jobs: list[Job], data_dir, settings: Settings, progress: bool = True) -> list[dict]:
-    """run_runtime in a freshly spawned process: a clean memory baseline, and no library of another
-    runtime loaded beside it."""
+    """run_runtime in freshly spawned processes: a clean memory baseline, and no library of another
+    runtime loaded beside it. One process, except for a single-threaded runtime, whose jobs are
+    shared among one process per core (their order kept in the result)."""
+    from fmnist.runtimes import get_runtime
+    workers = max(1, min(len(jobs), os.cpu_count() or 1)) if get_runtime(name).single_threaded else 1
+    shares = [jobs[i::workers] for i in range(workers)]
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
-        return pool.submit(run_runtime, name, jobs, str(data_dir) if data_dir else None,
-                           settings, progress).result()
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        futures = [pool.submit(run_runtime, name, share, str(data_dir) if data_dir else None, settings,
+                               progress and i == 0) for i, share in enumerate(shares)]
+        done = [future.result() for future in futures]
+    if not jobs or any(row["status"] == "unavailable" for row in done[0]):
+        return done[0]  # one row: nothing to measure, or why the runtime cannot run here
+    return [done[i % workers][i // workers] for i in range(len(jobs))]
 
 
 OVERHEAD_LIMIT = 1.10  # the harness may cost at most 10% over a bare loop ...

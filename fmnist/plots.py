@@ -128,3 +128,30 @@ def latency_by_runtime(rows: list[dict], path: Path) -> None:
     ax.set(xlabel="batch-1 latency (µs, log): dot p50, bar to p99", title="Latency by runtime, one mark per artifact")
     ax.grid(alpha=0.3, axis="x", which="both")
     _save(fig, path)
+
+
+def sqnr_by_layer(series: dict[str, list[float]], path: Path) -> None:
+    """Per model, the int8 graph's SQNR against the float graph after each weighted layer."""
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for label, values in sorted(series.items()):
+        ax.plot(range(1, len(values) + 1), values, marker="o", label=label)
+    ax.set(xlabel="weighted layer (input to output)", ylabel="SQNR vs float graph (dB)",
+           title="Where int8 loses precision: SQNR after each layer (higher is better)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    _save(fig, path)
+
+
+def best_latency_by_machine(series: dict[str, dict[str, float]], path: Path) -> None:
+    """Grouped bars: per model, each machine's fastest sound edge row (batch-1 p50)."""
+    models = sorted({m for values in series.values() for m in values})
+    width = 0.8 / max(1, len(series))
+    fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(models)), 4.5))
+    for i, (label, values) in enumerate(sorted(series.items())):
+        ax.bar(np.arange(len(models)) + i * width, [values.get(m, np.nan) for m in models], width, label=label)
+    ax.set_xticks(np.arange(len(models)) + width * (len(series) - 1) / 2, models, rotation=30, ha="right")
+    ax.set_yscale("log")
+    ax.set(ylabel="batch-1 p50 (µs, log)", title="Fastest sound edge row per model, by machine")
+    ax.grid(alpha=0.3, axis="y", which="both")
+    ax.legend(fontsize=8)
+    _save(fig, path)

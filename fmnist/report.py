@@ -7,9 +7,11 @@ from pathlib import Path
 from tabulate import tabulate
 
 from fmnist import storage
+from fmnist.environment import HOST_LABEL
 from fmnist.atomic import atomic_dir, write_json, write_text
 from fmnist.export import get_format
 from fmnist.harness import LATENCY_SCOPE as LATENCY_SCOPE_TEXT
+from fmnist.jobs import NATIVE_FORMAT
 from fmnist.metrics import MAX_ACCURACY_DROP, MIN_AGREEMENT, VARIANT_MAX_DROP
 from fmnist.models import get_spec, list_models
 from fmnist.runtimes import get_runtime
@@ -124,12 +126,14 @@ def _label(r: dict) -> str:
 
 
 def _is_edge(r: dict) -> bool:
-    return get_runtime(r["runtime"]).edge
+    """An edge runtime whose latency here means something (not TFLM's host emulation of an MCU)."""
+    runtime = get_runtime(r["runtime"])
+    return runtime.edge and not runtime.microcontroller
 
 
 def _reference_rows(ok: list[dict]) -> dict:
     """(model) -> the base model's direct Keras call: the reference the speed-ups are against."""
-    return {r["model"]: r for r in ok if not _is_edge(r) and r["format"] == "keras" and r["variant"] == "base"
+    return {r["model"]: r for r in ok if not _is_edge(r) and r["format"] == NATIVE_FORMAT and r["variant"] == "base"
             and not get_runtime(r["runtime"]).base_only}
 
 
@@ -138,11 +142,12 @@ def _sound(r: dict, accuracy: float) -> bool:
 
 
 def _integer_rows(rows: list[dict]) -> list[dict]:
-    return [r for r in rows if r["format"] != "keras" and get_format(r["format"]).full_integer]
+    """int8-class rows: statically quantized artifacts (int8, 16x8, int8 with a float layer)."""
+    return [r for r in rows if r["format"] != NATIVE_FORMAT and get_format(r["format"]).calibrated]
 
 
 def best_integer_row(rows: list[dict]) -> dict | None:
-    """The integer artifact with the smallest accuracy cost, then the smallest file, then the
+    """The int8-class artifact with the smallest accuracy cost, then the smallest file, then the
     fastest: what a user who must ship int8 would pick."""
     return min(_integer_rows(rows), key=lambda r: (-round(r["accuracy"], 4), r["size_bytes"], r["latency_us"]["p50"]),
                default=None)
@@ -169,7 +174,7 @@ def headline(records: list[dict]) -> tuple[list, list]:
         sound = [r for r in mine if _sound(r, accuracy)]
         fastest = min((r for r in sound if _is_edge(r)), key=lambda r: r["latency_us"]["p50"], default=None)
         smallest = min(sound, key=lambda r: r["size_bytes"], default=None)
-        integer = best_integer_row(mine)
+        integer = best_integer_row([r for r in mine if _is_edge(r)])
         shrink = _shrink(integer, ok) if integer else None
         speedup = ref["latency_us"]["p50"] / fastest["latency_us"]["p50"] if ref and fastest else None
         rows.append([model, mine[0]["source"], pct(accuracy), _us(ref["latency_us"]["p50"]) if ref else "not measured",
@@ -188,55 +193,71 @@ def headline(records: list[dict]) -> tuple[list, list]:
                          f"fixed overhead)")
     headers = ["model", "README", "source acc", "Keras call p50 µs",
                f"fastest edge row within {100 * MAX_ACCURACY_DROP:g} pts", "its acc", "p50 µs", "speed-up",
-               "smallest sound artifact", "best integer artifact (acc, Δ vs source, size, vs float)"]
+               "smallest sound artifact", "best int8-class artifact (acc, Δ vs its Keras model, size, vs float)"]
     return [headers, *rows], notes
-
-
-OWN_TARGETS = {"keras_accuracy": 0.925, "int8_accuracy": 0.923, "int8_bytes": 100_000, "p50_us": 50,
-               "train_seconds": 600}
 
 
 def _verdict(ok_: bool) -> str:
     return "met" if ok_ else "**missed**"
 
 
+def _target_lines(model: str, mine: list[dict], exports: Path) -> list[str]:
+    """Each of a model's registered targets with the figure this run measured (or why there is none)."""
+    targets = get_spec(model).targets
+    keras = _reference_rows(mine).get(model)
+    accuracy = keras["accuracy"] if keras else mine[0]["source_accuracy"]
+    integer = best_integer_row([r for r in mine if _is_edge(r)])
+    fastest = min((r for r in mine if _is_edge(r) and _sound(r, accuracy)),
+                  key=lambda r: r["latency_us"]["p50"], default=None)
+    micro = max((r for r in mine if get_runtime(r["runtime"]).microcontroller
+                 and get_format(r["format"]).microcontroller),
+                key=lambda r: (r["variant"] == "base", r["accuracy"]), default=None)
+    try:
+        seconds = storage.read_record(storage.model_dir(exports, model))["train_seconds"]
+    except storage.TrainedModelError:
+        seconds = None
+    measured = {  # target -> (what, figure shown, passes?) or None when not measured in this run
+        "keras_accuracy": keras and ("Keras accuracy", pct(keras["accuracy"]), lambda t: keras["accuracy"] >= t, pct),
+        "int8_accuracy": integer and (f"int8 ({_label(integer)}) accuracy", pct(integer["accuracy"]),
+                                      lambda t: integer["accuracy"] >= t, pct),
+        "int8_bytes": integer and ("int8 file", f"{integer['size_bytes']:,} B", lambda t: integer["size_bytes"] <= t,
+                                   lambda t: f"{t:,} B"),
+        "p50_us": fastest and (f"edge batch-1 p50 ({_label(fastest)})", f"{_us(fastest['latency_us']['p50'])} µs",
+                               lambda t: fastest["latency_us"]["p50"] <= t, lambda t: f"{t} µs"),
+        "tflm_accuracy": micro and (f"accuracy on TFLM ({_label(micro)})", pct(micro["accuracy"]),
+                                    lambda t: micro["accuracy"] >= t, pct),
+        "tflm_flash_bytes": micro and ("int8 flash on TFLM", f"{micro['tflm']['flash_bytes']:,} B",
+                                       lambda t: micro["tflm"]["flash_bytes"] <= t, lambda t: f"{t:,} B"),
+        "tflm_arena_bytes": micro and ("tensor arena on TFLM (smallest that runs)",
+                                       f"{micro['tflm']['arena_bytes_min']:,} B",
+                                       lambda t: micro["tflm"]["arena_bytes_min"] <= t, lambda t: f"{t:,} B"),
+        "train_seconds": seconds is not None and ("training", f"{seconds / 60:.1f} min", lambda t: seconds <= t,
+                                                  lambda t: f"{t / 60:.0f} min"),
+    }
+    lines = []
+    for name, target in targets.items():
+        figure = measured[name]
+        if not figure:
+            lines.append(f"- {name.replace('_', ' ')}: not measured in this run")
+            continue
+        what, shown, passes, fmt = figure
+        bound = "≥" if name.endswith("accuracy") else "≤"
+        lines.append(f"- {what} {shown} (target {bound} {fmt(target)}): {_verdict(passes(target))}")
+    return lines
+
+
 def own_model_lines(records: list[dict], exports: Path) -> list[str]:
-    """Our own models against their targets, each stated with the measured figure (or that this
-    run did not measure it)."""
+    """Our own models against their registered targets, each stated with the measured figure (or
+    that this run did not measure it), and where they sit on the Pareto front."""
     from fmnist.plots import pareto_front
     ok = [r for r in records if r["status"] == "ok"]
     front = {id(ok[i]) for i in pareto_front([(r["latency_us"]["p50"], r["accuracy"]) for r in ok])}
-    t, lines = OWN_TARGETS, []
+    lines = []
     for model in sorted({r["model"] for r in ok if r["source"] == "own"}):
         mine = [r for r in ok if r["model"] == model]
-        keras = _reference_rows(mine).get(model)
-        integer = best_integer_row([r for r in mine if _is_edge(r)])
-        accuracy = keras["accuracy"] if keras else mine[0]["source_accuracy"]
-        fastest = min((r for r in mine if _is_edge(r) and _sound(r, accuracy)),
-                      key=lambda r: r["latency_us"]["p50"], default=None)
-        lines.append(f"**{model}**:")
-        lines.append("")
-        lines.append(f"- Keras accuracy {pct(keras['accuracy'])} (target ≥ {pct(t['keras_accuracy'])}): "
-                     f"{_verdict(keras['accuracy'] >= t['keras_accuracy'])}" if keras
-                     else "- Keras accuracy: not measured in this run")
-        if integer:
-            lines += [f"- int8 ({_label(integer)}) accuracy {pct(integer['accuracy'])} (target ≥ "
-                      f"{pct(t['int8_accuracy'])}): {_verdict(integer['accuracy'] >= t['int8_accuracy'])}",
-                      f"- int8 file {integer['size_bytes']:,} B (target ≤ {t['int8_bytes']:,}): "
-                      f"{_verdict(integer['size_bytes'] <= t['int8_bytes'])}"]
-        else:
-            lines.append("- int8: not measured in this run")
-        lines.append(f"- edge batch-1 p50 {_us(fastest['latency_us']['p50'])} µs ({_label(fastest)}; target ≤ "
-                     f"{t['p50_us']} µs): {_verdict(fastest['latency_us']['p50'] <= t['p50_us'])}" if fastest
-                     else "- edge latency: no sound edge row in this run")
-        try:
-            seconds = storage.read_record(storage.model_dir(exports, model))["train_seconds"]
-            lines.append(f"- training {seconds / 60:.1f} min (target ≤ {t['train_seconds'] / 60:.0f}): "
-                         f"{_verdict(seconds <= t['train_seconds'])}")
-        except storage.TrainedModelError as e:
-            lines.append(f"- training time: unknown ({e})")
-        lines += [f"- rows on the accuracy-vs-latency Pareto front: "
-                  f"{', '.join(_label(r) for r in mine if id(r) in front) or '**none**'}", ""]
+        lines += [f"**{model}** ({get_spec(model).summary}):", "", *_target_lines(model, mine, exports),
+                  f"- rows on the accuracy-vs-latency Pareto front: "
+                  f"{', '.join(_label(r) for r in mine if id(r) in front) or 'none'}", ""]
     return lines
 
 
@@ -280,18 +301,198 @@ def size_table(ok: list[dict]) -> str:
     if not ok:
         return NO_DATA
     seen, rows = set(), []
-    fp32 = {(r["model"], r["variant"]): r["size_bytes"] for r in ok if r["format"] == "tflite"}
     for r in ok:
         key = (r["model"], r["variant"], r["format"])
         if key in seen:
             continue
         seen.add(key)
-        ref = fp32.get((r["model"], r["variant"]))
+        shrink = _shrink(r, ok) if r["format"] != NATIVE_FORMAT else None
         rows.append([r["model"], r["variant"], r["format"], f"{r['size_bytes']:,}", f"{r['size_gzip_bytes']:,}",
-                     f"{ref / r['size_bytes']:.2f}×" if ref else "", f"{r['params']:,}",
+                     f"{shrink:.2f}×" if shrink else "", f"{r['params']:,}",
                      f"{r['nonzero_params']:,}" if r.get("nonzero_params") else "", f"{r['macs']:,}"])
-    return _table(rows, ["model", "variant", "format", "bytes", "gzip bytes", "fp32 TFLite / this", "params",
+    return _table(rows, ["model", "variant", "format", "bytes", "gzip bytes", "float counterpart / this", "params",
                          "non-zero params", "MACs/image"])
+
+
+def _layer_name(tensor: str) -> str:
+    """'mlp4x3/dense_2/MatMul;mlp4x3/dense_2/Relu;...' -> 'dense_2' (display only)."""
+    parts = tensor.split(";")[0].split("/")
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def _cost(rows: list[dict], variant: str, fmt: str) -> str:
+    row = next((r for r in rows if (r["variant"], r["format"], r["runtime"]) == (variant, fmt, "litert")), None)
+    if not row:
+        return ""
+    base = row.get("base_test_accuracy") or row["source_accuracy"]
+    return (f"{pct(row['accuracy'])} ({100 * (row['accuracy'] - base):+.2f} pts, agree {pct(row['agreement'])})"
+            + (" ⚠" if row["flagged"] else ""))
+
+
+def _sixteen_by_eight(ok: list[dict]) -> list[str]:
+    """What 16x8 costs in speed against int8, and who runs it, from the LiteRT rows of this run."""
+    pairs = {}
+    for r in ok:
+        if r["runtime"] == "litert" and r["format"] in ("tflite-int8", "tflite-int16x8"):
+            pairs.setdefault((r["model"], r["variant"]), {})[r["format"]] = r
+    both = [p for p in pairs.values() if len(p) == 2]
+    if not both:
+        return []
+    import statistics
+    ratio = statistics.median(p["tflite-int16x8"]["latency_us"]["p50"] / p["tflite-int8"]["latency_us"]["p50"]
+                              for p in both)
+    delegated = {fmt: sum(bool(p[fmt].get("delegated")) for p in both) for fmt in ("tflite-int8", "tflite-int16x8")}
+    return [f"16x8 against int8 on LiteRT, over the {len(both)} (model, variant) pairs of this run: batch-1 p50 "
+            f"{ratio:.2f}× int8's (median). The XNNPACK delegate took {delegated['tflite-int8']} of {len(both)} "
+            f"int8 graphs and {delegated['tflite-int16x8']} of {len(both)} 16x8 graphs: 16x8 runs on LiteRT's "
+            f"builtin kernels (XNNPACK has no 16-bit-activation kernels), and TFLM's reference kernels run it too "
+            f"(micro.md).", ""]
+
+
+def quantization_page(records: list[dict], exports: Path, plot_path: Path) -> list[str] | None:
+    """results/quantization.md: per-layer error of every calibrated TFLite artifact (from the
+    manifests), each model's worst layer, and what int8, 16x8, the mixed rescue and QAT cost."""
+    from fmnist import plots
+    ok = [r for r in records if r["status"] == "ok"]
+    worst_rows, all_rows, series = [], [], {}
+    for folder in sorted({(r["model"], r["variant"]) for r in ok}):
+        model_folder = storage.model_dir(exports, *folder)
+        for artifact_folder in storage.artifact_folders(model_folder):
+            try:
+                manifest = storage.read_manifest(artifact_folder)
+            except storage.ArtifactError:
+                continue
+            layers = manifest["details"].get("layer_errors")
+            if not layers:
+                continue
+            weighted = [r for r in layers if r["op"] in ("FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D")]
+            worst = max(weighted, key=lambda r: r["rmse_over_scale"], default=None)
+            label = f"{folder[0]} · {folder[1]} · {manifest['format']}"
+            if manifest["format"] == "tflite-int8":
+                series[f"{folder[0]} {folder[1]}"] = [r["sqnr_db"] for r in weighted]
+                if worst:
+                    worst_rows.append([folder[0], folder[1], _layer_name(worst["tensor"]), worst["op"],
+                                       f"{worst['rmse_over_scale']:.2f}", f"{worst['sqnr_db']:.1f}",
+                                       f"{layers[-1]['sqnr_db']:.1f}",
+                                       f"{manifest['validation']['agreement']:.4f}"])
+            for r in layers:
+                all_rows.append([label, _layer_name(r["tensor"]), r["op"], f"{r['rmse_over_scale']:.3f}",
+                                 f"{r['sqnr_db']:.1f}", f"{r['sqnr_drop_db']:.1f}"])
+    if not all_rows:
+        return None
+    cost_rows = []
+    for model in sorted({r["model"] for r in ok}):
+        mine = [r for r in ok if r["model"] == model]
+        best = best_integer_row([r for r in mine if _is_edge(r)])
+        cost_rows.append([model, _cost(mine, "base", "tflite-int8"), _cost(mine, "base", "tflite-int16x8"),
+                          _cost(mine, "base", "tflite-int8-mixed"), _cost(mine, "qat", "tflite-int8"),
+                          (f"{_label(best)}: {pct(best['accuracy'])}, {best['size_bytes']:,} B, "
+                           f"{_us(best['latency_us']['p50'])} µs") if best else ""])
+    if series:
+        plots.sqnr_by_layer(series, plot_path)
+    return ["# Quantization: where int8 loses precision, and what rescues it", "",
+            *_sixteen_by_eight(ok),
+            "Written by `fmnist-bench` from the export manifests and the benchmark rows of a real run.", "",
+            "Per-layer error: each op output of the quantized TFLite graph against the same tensor of the "
+            "model's float TFLite graph, both run on 200 calibration (training) images with every "
+            "intermediate tensor kept (fmnist/quantization.py). RMSE/scale is the error in the layer's own "
+            "quantization steps (rounding alone gives 0.29); SQNR is signal over that error in dB; the drop "
+            "is what the layer adds. This is TensorFlow's QuantizationDebugger statistic, measured along "
+            "the whole graph, and it works on quantization-aware models too, which the debugger refuses.", "",
+            "## The worst layer of each int8 artifact", "",
+            _table(worst_rows, ["model", "variant", "worst layer", "op", "RMSE/scale", "SQNR there (dB)",
+                                "output SQNR (dB)", "agreement at export (1k images)"]), "",
+            "![SQNR by layer](plots/sqnr_by_layer.png)" if series else "", "",
+            "## What each int8-class option costs (LiteRT, all 10,000 test images)", "",
+            "Accuracy, its change against the base model's Keras accuracy, and top-1 agreement with its own "
+            "Keras model. PTQ int8: full integer. 16x8: int16 activations, int8 weights. Mixed: int8 with the "
+            "worst layer kept float (the rescue). QAT: quantization-aware fine-tuning, then int8.", "",
+            _table(cost_rows, ["model", "PTQ int8", "16x8", "mixed (rescue)", "QAT int8",
+                               "best int8-class edge artifact"]), "",
+            "## Every layer", "", _table(all_rows, ["artifact", "layer", "op", "RMSE/scale", "SQNR (dB)",
+                                                     "drop (dB)"]), ""]
+
+
+def micro_page(records: list[dict]) -> list[str] | None:
+    """results/micro.md: every artifact measured on TFLM, its flash, arena, MACs and accuracy, and
+    which common boards can hold it."""
+    from fmnist.boards import BOARDS, FLASH_RESERVE, RAM_FREE_FOR_ARENA
+    micro = [r for r in records if get_runtime(r["runtime"]).microcontroller]
+    if not micro:
+        return None
+    ok = sorted((r for r in micro if r["status"] == "ok"),
+                key=lambda r: (r["model"], r["variant"] != "base", r["variant"], r["format"]))
+    rows = []
+    for r in ok:
+        t = r["tflm"]
+        rows.append([r["model"], r["variant"], r["format"], f"{t['flash_bytes']:,}", f"{t['arena_bytes_min']:,}",
+                     f"{t['arena_bytes_recorded']:,}" if t["arena_bytes_recorded"] else "", f"{r['macs']:,}",
+                     pct(r["accuracy"]), f"{100 * r['accuracy_delta']:+.2f}", pct(t["agreement_with_litert"]),
+                     _us(r["latency_us"]["p50"]), ", ".join(t["ops"]),
+                     *("✓" if b.fits(t["flash_bytes"], t["arena_bytes_min"]) else "✗" for b in BOARDS)])
+    problems = [f"- {r['model']} {r['variant']} {r['format']}: {r['error']}" for r in micro if r["status"] == "error"]
+    unavailable = [f"- TFLM not measured: {r['error']}" for r in micro if r["status"] == "unavailable"]
+    return ["# Microcontrollers: does it run on TFLM, does it agree, does it fit", "",
+            "Written by `fmnist-bench` from a real run. Every int8 and 16x8 artifact run by TensorFlow Lite for "
+            "Microcontrollers' own interpreter (the `tflite-micro` package, reference kernels): accuracy on all "
+            "10,000 test images, top-1 agreement with LiteRT on the same file, the tensor arena (the smallest "
+            "that runs, found by search, and what TFLM's recording allocator reports) and the flash the model "
+            "takes (its bytes). `tflm` is the batch-1 microcontroller export (`fmnist-export --format tflm`).", "",
+            f"A board fits a model when the model's bytes plus {FLASH_RESERVE // 1024} KiB (our reserve for TFLM's "
+            f"interpreter, kernels and a small application) fit its flash, and the smallest arena fits "
+            f"{RAM_FREE_FOR_ARENA:.0%} of its RAM (the rest for stack, heap and drivers). Board figures: README.md. "
+            f"Host p50 is TFLM's reference kernels on this x86-64 host: it says nothing about a microcontroller's "
+            f"latency.", "",
+            "| board | MCU | flash | RAM |", "|---|---|---|---|",
+            *[f"| {b.name} | {b.mcu} | {b.flash_bytes // 1024:,} KiB | {b.ram_bytes // 1024:,} KiB |" for b in BOARDS],
+            "", _table(rows, ["model", "variant", "format", "flash B", "arena B (min)", "arena B (recorded)",
+                              "MACs", "TFLM acc", "Δ pts vs Keras", "agree w/ LiteRT", "host p50 µs", "ops",
+                              *(b.name for b in BOARDS)]) if rows else NO_DATA, "",
+            *(["## Not run on TFLM", "", *problems, *unavailable, ""] if problems or unavailable else [])]
+
+
+DEVICES_DIR = "devices"
+
+
+def device_results(results: Path) -> list[dict]:
+    """The device runs merged into results/ (results/devices/<label>.json, checked when merged)."""
+    import json
+    found = []
+    for path in sorted((Path(results) / DEVICES_DIR).glob("*.json")):
+        try:
+            found.append(json.loads(path.read_text()))
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def devices_page(document: dict, plot_path: Path) -> list[str]:
+    """results/devices.md: per model, the best edge row of each machine side by side."""
+    from fmnist import plots
+    machines = document["machines"]
+    ok = [r for r in document["records"] if r["status"] == "ok" and _is_edge(r)]
+    labels = [m for m in machines if any(r.get("machine", HOST_LABEL) == m for r in ok)]
+    rows, best = [], {}
+    for model in sorted({r["model"] for r in ok}):
+        cells = []
+        for label in labels:
+            mine = [r for r in ok if r["model"] == model and r.get("machine", HOST_LABEL) == label]
+            sound = [r for r in mine if _sound(r, r["source_accuracy"])]
+            fastest = min(sound, key=lambda r: r["latency_us"]["p50"], default=None)
+            best[(model, label)] = fastest
+            cells.append(f"{_label(fastest)}: {_us(fastest['latency_us']['p50'])} µs, {pct(fastest['accuracy'])}, "
+                         f"{fastest['size_bytes']:,} B" if fastest else "not measured")
+        rows.append([model, *cells])
+    plots.best_latency_by_machine({label: {model: r["latency_us"]["p50"] for (model, l), r in best.items()
+                                           if l == label and r} for label in labels}, plot_path)
+    described = [f"- **{label}**: {m['cpu']}, {m['architecture']}, {m['cores']} cores, {m['os']}, Python {m['python']}"
+                 for label, m in machines.items() if label in labels]
+    return ["# Devices: the same artifacts on each machine", "",
+            "Written by `fmnist-bench` / `fmnist-bench merge` from real runs: the host's own benchmark and each "
+            "device's bundle run (README: Benchmark on your device). Per model and machine, the fastest sound "
+            f"edge row (not flagged, within {100 * MAX_ACCURACY_DROP:g} points of its source model): batch-1 p50, "
+            "accuracy on all 10,000 test images, artifact size. Every row is in benchmark.json with its `machine`.", "",
+            *described, "", _table(rows, ["model", *labels]), "", "![best latency by machine](plots/devices.png)", ""]
 
 
 def _problems(records: list[dict]) -> list[str]:
@@ -310,7 +511,10 @@ def write_benchmark(document: dict, results: Path, exports: Path) -> None:
     import os
 
     from fmnist import plots
-    records = document["records"]
+    records = [r for r in document["records"] if r.get("machine", HOST_LABEL) == HOST_LABEL]
+    devices = device_results(results)
+    document = {**document, "records": records + [r for d in devices for r in d["records"]],
+                "machines": {**document.get("machines", {}), **{d["machine"]["label"]: d["machine"] for d in devices}}}
     ok = sorted((r for r in records if r["status"] == "ok"),
                 key=lambda r: (r["model"], r["variant"] != "base", r["variant"], r["format"], r["runtime"]))
     env = environment_lines(document["environment"])
@@ -352,6 +556,12 @@ def write_benchmark(document: dict, results: Path, exports: Path) -> None:
                "## More", "", "- [accuracy.md](accuracy.md): accuracy and parity, every row",
                "- [latency.md](latency.md): latency, throughput, cold start and memory, every row",
                "- [size.md](size.md): artifact sizes, parameters and MACs",
+               "- [quantization.md](quantization.md): per-layer int8 error, and what 16x8, mixed precision and "
+               "QAT buy back",
+               "- [micro.md](micro.md): every int8 artifact on TensorFlow Lite for Microcontrollers: arena, flash, "
+               "accuracy, and which boards hold it",
+               "- [devices.md](devices.md): the same artifacts measured on other machines by the bundle runner "
+               "(`fmnist-bench merge`)",
                "- [training.md](training.md): how each model was trained",
                "- [benchmark.json](benchmark.json) / [benchmark.csv](benchmark.csv): every record (fields in the "
                "project README)", "",
@@ -377,6 +587,14 @@ def write_benchmark(document: dict, results: Path, exports: Path) -> None:
         write_text(staged / "accuracy.md", page("Accuracy and parity", accuracy_table(ok)))
         write_text(staged / "latency.md", page("Latency, throughput, cold start, memory", latency_table(ok)))
         write_text(staged / "size.md", page("Size", size_table(ok)))
+        if devices:
+            write_text(staged / "devices.md", "\n".join(devices_page(document, staged / "plots" / "devices.png")))
+        micro = micro_page(records)
+        if micro:
+            write_text(staged / "micro.md", "\n".join(micro + ["## Environment", "", *env, ""]))
+        quantization = quantization_page(records, exports, staged / "plots" / "sqnr_by_layer.png")
+        if quantization:
+            write_text(staged / "quantization.md", "\n".join(quantization + ["## Environment", "", *env, ""]))
         write_json(staged / "benchmark.json", document)
         write_text(staged / "benchmark.csv", _csv(records))
         for plot in ("accuracy_vs_latency", "latency_by_runtime"):

@@ -161,12 +161,14 @@ def read_record(folder: Path) -> Record:
                          "retrain it with fmnist-train --force")
 
 
-def verified_record(folder: Path) -> Record:
-    """The record, after checking the model weights and reference probabilities are the files it
-    was written with: an altered model is never measured as if it were the trained one."""
+def verified_record(folder: Path, weights: bool = True) -> Record:
+    """The record, after checking the model weights (unless `weights` is false: a bundle on a
+    device carries none) and reference probabilities are the files it was written with: an
+    altered model is never measured as if it were the trained one."""
     folder = Path(folder)
     record = read_record(folder)
-    for name, field in ((MODEL_FILE, "model_sha256"), (PROBABILITIES_FILE, "probabilities_sha256")):
+    checks = ((MODEL_FILE, "model_sha256"),) * weights + ((PROBABILITIES_FILE, "probabilities_sha256"),)
+    for name, field in checks:
         path = folder / name
         if not path.is_file():
             raise TrainedModelError(f"{path}: missing; retrain it with fmnist-train --force")
@@ -200,7 +202,7 @@ def seal_model_folder(folder: Path, record: dict) -> Record:
 
 def reference_probabilities(folder: Path) -> np.ndarray:
     """The source model's test-set probabilities, checked against its record."""
-    verified_record(folder)
+    verified_record(folder, weights=False)
     return np.load(Path(folder) / PROBABILITIES_FILE)
 
 
@@ -264,3 +266,21 @@ def cached_failure(model_folder: Path, fmt: str, key: str) -> dict | None:
 
 def clear_failure(model_folder: Path, fmt: str) -> None:
     failure_path(model_folder, fmt).unlink(missing_ok=True)
+
+
+# --- measurements reused by artifact hash ---------------------------------------------------------
+def _measurement_path(artifact_folder: Path, runtime: str) -> Path:
+    return Path(artifact_folder) / f"{runtime}.measured.json"
+
+
+def cached_measurement(artifact_folder: Path, runtime: str, key: str) -> dict | None:
+    """Figures a slow runtime measured on this very artifact before (same key), else None."""
+    try:
+        saved = json.loads(_measurement_path(artifact_folder, runtime).read_text())
+    except (OSError, ValueError):
+        return None
+    return saved.get("figures") if isinstance(saved, dict) and saved.get("cache_key") == key else None
+
+
+def write_measurement(artifact_folder: Path, runtime: str, key: str, figures: dict) -> None:
+    write_json(_measurement_path(artifact_folder, runtime), {"cache_key": key, "figures": figures})

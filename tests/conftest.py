@@ -2,7 +2,11 @@
 import pytest
 
 import fmnist  # noqa: F401  (tf_keras before TensorFlow)
-from fmnist import data, models, variants
+from fmnist import data, harness, models, variants
+from fmnist.export import list_formats
+from fmnist.jobs import collect_jobs
+from fmnist.runtimes import list_runtimes
+from fmnist.storage import model_dir
 
 SUBSET = 4000      # training images for the quick models: enough to beat chance in one epoch
 MODELS = models.list_models()     # every registered model is exported to every format
@@ -41,3 +45,20 @@ def exported(dataset, session_exports):
                           finetune_epochs=1, epochs=1, subset=SUBSET, progress=False) for chosen in ([], VARIANTS)]
     manifests = {(m["model"], m["variant"], m["format"]): m for r in results for m in r[0]}
     return manifests, [f for r in results for f in r[1]], [s for r in results for s in r[2]]
+
+
+QUICK = harness.Settings(warmup_calls=2, min_calls=5, min_seconds=0.001, max_calls=50, throughput_batch=32,
+                         throughput_seconds=0.001, test_images=500)
+CONTRACT = ["model", "source", "variant", "format", "runtime", "device", "provider", "threads", "status",
+            "accuracy", "accuracy_delta", "agreement", "max_abs_diff", "flagged", "latency_us", "load_ms",
+            "first_inference_ms", "throughput_ips", "throughput_batch", "size_bytes", "size_gzip_bytes", "params",
+            "macs", "peak_rss_mb", "artifact_sha256"]
+
+
+@pytest.fixture(scope="session")
+def measured(exported, session_exports):
+    """Every runtime on the base and QAT mlp128/cnn32_64 artifacts, measured in this process."""
+    folders = [model_dir(session_exports, m, v) for m in ("mlp128", "cnn32_64") for v in ("base", "qat")]
+    jobs = collect_jobs(folders, ["keras", *list_formats()], list_runtimes())
+    return {name: harness.run_runtime(name, jobs.get(name, []), None, QUICK, progress=False)
+            for name in list_runtimes()}

@@ -4,7 +4,7 @@ import onnx
 import pytest
 from ai_edge_litert.interpreter import Interpreter
 
-from fmnist import cli, export, storage
+from fmnist import cli, export, models, storage
 from fmnist.export.pipeline import export_model
 from fmnist.runtimes import get_runtime
 from fmnist.storage import model_dir
@@ -78,7 +78,7 @@ def test_qat_variant_exports_to_int8_and_skips_what_does_not_apply(exported, mod
     manifests, _, skipped = exported
     assert manifests[(model, "qat", "tflite-int8")]["validation"]["agreement"] >= 0.98
     assert {s["format"] for s in skipped if s["folder"] == f"{model}-qat"} == \
-        {"tflite-fp16", "tflite-dynamic", "onnx-int8"}
+        {"tflite-fp16", "tflite-dynamic", "tflite-int16x8", "tflite-int8-mixed", "onnx-int8"}
 
 
 def test_second_export_is_served_from_cache(exported, session_exports, dataset):
@@ -151,3 +151,61 @@ def test_export_of_a_damaged_model_is_one_error_and_caches_nothing(trained, data
     with pytest.raises(storage.TrainedModelError, match="test_probabilities.npy: missing"):
         export_model(folder, [export.get_format(f) for f in export.list_formats()], dataset)
     assert not list(folder.glob("*.failed.json"))
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_int16x8_has_int16_activations_and_int8_weights(exported, session_exports, model):
+    path = folder_of(session_exports, model, "base", "tflite-int16x8") / "model.tflite"
+    interpreter = Interpreter(model_path=str(path))
+    assert interpreter.get_input_details()[0]["dtype"] == np.int16
+    tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
+    weighted = [op for op in interpreter._get_ops_details() if op["op_name"] in ("FULLY_CONNECTED", "CONV_2D")]
+    assert weighted
+    for op in weighted:
+        assert tensors[op["inputs"][1]]["dtype"] == np.int8 and tensors[op["outputs"][0]]["dtype"] == np.int16
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_every_calibrated_tflite_manifest_keeps_its_per_layer_error(exported, model):
+    from fmnist.quantization import LAYER_OPS
+    layers = exported[0][(model, "base", "tflite-int8")]["details"]["layer_errors"]
+    weighted = [r for r in layers if r["op"] in LAYER_OPS]
+    assert len(weighted) == sum(isinstance(l, (models.Dense, models.Conv)) for l in models.get_spec(model).layers)
+    assert all(0 < r["rmse_over_scale"] < 50 for r in weighted)  # int8 error is a few steps, not garbage
+    assert all(0 < r["sqnr_db"] < 100 for r in weighted)
+
+
+def test_per_layer_error_is_smaller_with_finer_activations(exported, session_exports, dataset):
+    from fmnist.quantization import layer_errors, worst_layer
+    folder = model_dir(session_exports, "cnn32_64")
+    images = dataset.test_images[:50].astype(np.float32) / 255
+    int8, int16 = folder / "tflite-int8" / "model.tflite", folder / "tflite-int16x8" / "model.tflite"
+    against_float = layer_errors(int8, folder / "tflite" / "model.tflite", images)
+    assert [r["op"] for r in against_float if r["op"] in ("CONV_2D", "FULLY_CONNECTED")] == \
+        ["CONV_2D", "CONV_2D", "FULLY_CONNECTED", "FULLY_CONNECTED"]
+    assert worst_layer(against_float)["rmse_over_scale"] == max(r["rmse_over_scale"] for r in against_float
+                                                                if r["op"] in ("CONV_2D", "FULLY_CONNECTED"))
+    finer = layer_errors(int16, folder / "tflite" / "model.tflite", images)
+    assert against_float[-1]["sqnr_db"] < finer[-1]["sqnr_db"]  # 16-bit activations lose less
+
+
+@pytest.mark.parametrize("model", VARIANT_MODELS)
+def test_the_mixed_rescue_keeps_its_worst_layer_float(exported, session_exports, model):
+    manifest = exported[0][(model, "base", "tflite-int8-mixed")]
+    interpreter = Interpreter(model_path=str(folder_of(session_exports, model, "base", "tflite-int8-mixed")
+                                              / "model.tflite"))
+    ops = [op["op_name"] for op in interpreter._get_ops_details()]
+    assert "DEQUANTIZE" in ops and "QUANTIZE" in ops
+    tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
+    float_layers = [tensors[op["outputs"][0]]["name"] for op in interpreter._get_ops_details()
+                    if op["op_name"] in ("FULLY_CONNECTED", "CONV_2D")
+                    and tensors[op["inputs"][1]]["dtype"] == np.float32]
+    assert float_layers == [manifest["details"]["float_layer"]["tensor"]]
+
+
+@pytest.mark.parametrize("model", VARIANT_MODELS)
+def test_qat_onnx_reproduces_the_qat_tflite_int8_graph(exported, model):
+    manifests = exported[0]
+    onnx_, tflite_ = manifests[(model, "qat", "onnx")], manifests[(model, "qat", "tflite-int8")]
+    assert "from_tflite" in onnx_["details"]["converter"]
+    assert onnx_["validation"]["agreement"] >= tflite_["validation"]["agreement"] - 0.005

@@ -6,26 +6,12 @@ import numpy as np
 import pytest
 
 from fmnist import harness, metrics, report
-from fmnist.benchmark import collect_jobs
-from fmnist.export import get_format, list_formats
+from fmnist.jobs import collect_jobs
+from fmnist.export import get_format
 from fmnist.runtimes import get_runtime, list_runtimes
 from fmnist.storage import model_dir
 
-QUICK = harness.Settings(warmup_calls=2, min_calls=5, min_seconds=0.001, max_calls=50, throughput_batch=32,
-                         throughput_seconds=0.001)
-CONTRACT = ["model", "source", "variant", "format", "runtime", "device", "provider", "threads", "status",
-            "accuracy", "accuracy_delta", "agreement", "max_abs_diff", "flagged", "latency_us", "load_ms",
-            "first_inference_ms", "throughput_ips", "throughput_batch", "size_bytes", "size_gzip_bytes", "params",
-            "macs", "peak_rss_mb", "artifact_sha256"]
-
-
-@pytest.fixture(scope="session")
-def measured(exported, session_exports):
-    """Every runtime on the base and QAT mlp128/cnn32_64 artifacts, measured in this process."""
-    folders = [model_dir(session_exports, m, v) for m in ("mlp128", "cnn32_64") for v in ("base", "qat")]
-    jobs = collect_jobs(folders, ["keras", *list_formats()], list_runtimes())
-    return {name: harness.run_runtime(name, jobs.get(name, []), None, QUICK, progress=False)
-            for name in list_runtimes()}
+from conftest import CONTRACT, QUICK
 
 
 @pytest.mark.parametrize("runtime", [r for r in list_runtimes() if not get_runtime(r).unavailable()])

@@ -25,6 +25,6 @@ def get_format(name: str) -> Format:
         raise UnknownFormat(f"unknown format {name!r}; known formats: {', '.join(_FORMATS)}, all") from None
 
 
-from fmnist.export import savedmodel, tflite, onnx  # noqa: E402,F401,I001  (registrations, in table order)
+from fmnist.export import savedmodel, tflite, onnx, tflm  # noqa: E402,F401,I001  (registrations, in table order)
 
 __all__ = ["ExportContext", "Format", "UnknownFormat", "get_format", "list_formats", "register_format"]

@@ -20,11 +20,12 @@ class UnknownFormat(KeyError):
 @dataclass
 class ExportContext:
     """What a conversion may need besides the model: calibration images (training images only,
-    never test images), the variant it is a model of, a scratch folder, and a memo so a model is
+    never test images), which model and variant it is, a scratch folder, and a memo so a model is
     converted to a shared intermediate (e.g. float ONNX before int8) only once per run."""
     calibration: np.ndarray            # float32 (N, 28, 28), normalised
     calibration_indices: list
     scratch: Path
+    model: str                         # the registered model's name
     variant: Variant
     memo: dict = field(default_factory=dict)
 
@@ -41,6 +42,7 @@ class Format:
     calibrated: bool = False           # uses the calibration images (static quantization)
     full_integer: bool = False         # integer arithmetic throughout: what an int8-only target runs
     float_counterpart: str | None = None  # the float format of the same family, for size ratios
+    microcontroller: bool = False      # made for a microcontroller firmware (batch 1, C sources)
     tolerance: float | None = None     # max abs difference of class probabilities (float formats)
     min_agreement: float = MIN_AGREEMENT
 

@@ -91,7 +91,7 @@ def export_model(folder: Path, formats: list[Format], ds: fdata.FashionMNIST, *,
         labels = ds.test_labels[:VALIDATION_IMAGES]
         reference = model.predict(images, batch_size=VALIDATION_IMAGES, verbose=0)
         with tempfile.TemporaryDirectory(prefix="fmnist-export-") as scratch:
-            ctx = ExportContext(calibration, indices, Path(scratch), from_record(record))
+            ctx = ExportContext(calibration, indices, Path(scratch), record["model"], from_record(record))
             for fmt, key in todo:
                 try:
                     manifests[fmt.name] = _export_one(folder, record, record_sha, model, fmt, key, ctx,

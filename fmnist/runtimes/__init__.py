@@ -31,7 +31,7 @@ def runtimes_for(fmt: str) -> list[Runtime]:
     return [r for r in _RUNTIMES.values() if fmt in r.formats]
 
 
-from fmnist.runtimes import keras, litert, onnxruntime, tensorflow  # noqa: E402,F401  (registrations)
+from fmnist.runtimes import keras, litert, onnxruntime, tensorflow, tflm  # noqa: E402,F401  (registrations)
 
 __all__ = ["Runtime", "Session", "UnknownRuntime", "get_runtime", "list_runtimes", "register_runtime",
            "runtimes_for"]

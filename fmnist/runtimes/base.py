@@ -24,6 +24,11 @@ class Session:
     def result(self) -> np.ndarray:
         raise NotImplementedError
 
+    def extras(self, images: np.ndarray, probabilities: np.ndarray) -> dict:
+        """Figures only this runtime has (e.g. a microcontroller's arena), given the test images
+        and the probabilities it produced for them; added to the record as they are."""
+        return {}
+
     def predict(self, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
         outputs = []
         for start in range(0, len(images), batch_size):
@@ -41,8 +46,17 @@ class Runtime:
     takes_threads: bool = True
     base_only: bool = False   # measured on the recipe's own models only, not on their variants
     edge: bool = False        # an edge runtime (what is deployed), not a reference to compare with
+    cache_figures: bool = False  # slow and deterministic: figures are reused while the artifact is unchanged
+    microcontroller: bool = False  # runs as a microcontroller does: its latency on this host is not an MCU's
+    single_threaded: bool = False  # one core per artifact: the benchmark measures several at once
+
+    package: str = ""          # the Python package it needs (import name), checked by unavailable()
 
     def unavailable(self) -> str | None:
+        """Why this runtime cannot run here (its package missing, no GPU, ...), or None."""
+        import importlib.util
+        if self.package and importlib.util.find_spec(self.package) is None:
+            return f"{self.package} is not installed"
         return None
 
     def load(self, path: Path, fmt: str, threads: int | None = None) -> Session:

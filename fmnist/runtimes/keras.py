@@ -28,6 +28,7 @@ class KerasSession(Session):
 
 
 class Keras(Runtime):
+    package = "tf_keras"
     formats = ("keras",)
     takes_threads = False
 

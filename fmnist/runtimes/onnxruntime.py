@@ -34,6 +34,7 @@ class ORTSession(Session):
 
 
 class OnnxRuntime(Runtime):
+    package = "onnxruntime"
     edge = True
     formats = ("onnx", "onnx-int8")
 
@@ -41,6 +42,9 @@ class OnnxRuntime(Runtime):
         self.name, self.provider, self.device = name, provider, device
 
     def unavailable(self):
+        missing = super().unavailable()
+        if missing:
+            return missing
         import onnxruntime as ort
         if self.provider not in ort.get_available_providers():
             return (f"{self.provider} is not in this onnxruntime build "

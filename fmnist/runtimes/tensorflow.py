@@ -29,6 +29,7 @@ class SavedModelSession(Session):
 
 
 class TensorFlow(Runtime):
+    package = "tensorflow"
     formats = ("savedmodel",)
     takes_threads = False  # TensorFlow's thread pools are fixed at start-up; it uses every core
 
@@ -36,6 +37,9 @@ class TensorFlow(Runtime):
         self.name, self.device = name, device
 
     def unavailable(self):
+        missing = super().unavailable()
+        if missing:
+            return missing
         if self.device == "gpu":
             import tensorflow as tf
             if not tf.config.list_physical_devices("GPU"):

@@ -1,0 +1,35 @@
+"""Microcontroller boards a model is checked against: flash and RAM from their vendors' datasheets
+(README.md cites them), and the rule for "fits"."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# What a firmware needs besides the model. Our reserve, stated, not measured: TFLM's interpreter
+# and the kernels of a small model plus a simple application take tens of KiB of flash; stack,
+# heap, drivers and I/O buffers take part of the RAM.
+FLASH_RESERVE = 96 * 1024
+RAM_FREE_FOR_ARENA = 0.75
+
+
+@dataclass(frozen=True)
+class Board:
+    name: str
+    mcu: str
+    flash_bytes: int
+    ram_bytes: int
+    source: str        # the datasheet the figures come from
+
+    def fits(self, flash: int, arena: int) -> bool:
+        return flash + FLASH_RESERVE <= self.flash_bytes and arena <= RAM_FREE_FOR_ARENA * self.ram_bytes
+
+
+KIB = 1024
+BOARDS = (
+    Board("Arduino Zero", "ATSAMD21G18 (Cortex-M0+)", 256 * KIB, 32 * KIB, "Microchip SAM D21 family datasheet"),
+    Board("Raspberry Pi Pico", "RP2040 (2x Cortex-M0+)", 2048 * KIB, 264 * KIB,
+          "Raspberry Pi Pico datasheet (2 MB QSPI flash, 264 KB SRAM)"),
+    Board("nRF52840 DK", "nRF52840 (Cortex-M4F)", 1024 * KIB, 256 * KIB, "Nordic nRF52840 product specification"),
+    Board("STM32F746G-DISCO", "STM32F746NG (Cortex-M7)", 1024 * KIB, 320 * KIB, "ST STM32F745xx/STM32F746xx datasheet"),
+    Board("ESP32-DevKitC", "ESP32-WROOM-32 (Xtensa LX6)", 4096 * KIB, 520 * KIB,
+          "Espressif ESP32 and ESP32-WROOM-32 datasheets (4 MB flash on the module, 520 KB SRAM)"),
+)

@@ -1,0 +1,211 @@
+"""TensorFlow Lite for Microcontrollers (the `tflite-micro` package's Python interpreter): the
+runtime a microcontroller runs our int8 and 16x8 files with, here on the host.
+
+What a firmware author needs from it: does every op have a TFLM kernel, does it give the same
+answers (parity with the Keras source, top-1 agreement with LiteRT on the same file), how much
+RAM (tensor arena) and flash (the model's bytes) it takes. The arena is found twice: what TFLM's
+recording allocator reports, and the smallest arena that still runs (a binary search). Latency
+here is TFLM's reference kernels on an x86-64 host: it says nothing about an MCU's.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+from fmnist.runtimes.base import Runtime, Session
+from fmnist.runtimes.litert import dequantize, quantize
+
+HOST_LATENCY = "TFLM reference kernels on this host: not a microcontroller's latency"
+
+
+def _captured_stderr(call) -> str:
+    """What a C++ call prints to file descriptor 2 (TFLM reports its allocations there)."""
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            call()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        sink.seek(0)
+        return sink.read().decode(errors="replace")
+
+
+def _details(detail: dict) -> dict:
+    """TFLM's tensor details in LiteRT's shape, so one quantize/dequantize serves both."""
+    q = detail["quantization_parameters"]
+    scale = float(q["scales"][0]) if len(q["scales"]) else 0.0
+    zero_point = int(q["zero_points"][0]) if len(q["zero_points"]) else 0
+    return {"dtype": detail["dtype"], "shape": detail["shape"], "quantization": (scale, zero_point)}
+
+
+def op_names(path: Path) -> list[str]:
+    """The builtin ops of a TFLite file, in graph order (read with LiteRT, no delegate)."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    from fmnist import stderr_muted
+    with stderr_muted():
+        interpreter = Interpreter(model_path=str(path),
+                                  experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    return [op["op_name"] for op in interpreter._get_ops_details()]
+
+
+def interpreter(data: bytes, arena_size: int | None = None):
+    from tflite_micro.python.tflite_micro import runtime
+
+    from fmnist import stderr_muted
+    with stderr_muted():  # TFLM logs failed allocations to stderr; the exception says enough
+        return runtime.Interpreter.from_bytes(data, arena_size=arena_size)
+
+
+# Probing arenas in this process is unsafe: TFLM (this build) sometimes segfaults instead of failing
+# in an arena that is too small (seen at 3,000 bytes for a CNN that fails cleanly at 2,048 and
+# 4,096). So each probe runs in a worker process; a worker that dies answered "too small".
+PROBE_WORKER = """
+import os, sys
+import numpy as np
+from tflite_micro.python.tflite_micro import runtime
+data = open(sys.argv[1], "rb").read()
+os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
+for line in sys.stdin:
+    try:
+        micro = runtime.Interpreter.from_bytes(data, arena_size=int(line))
+        detail = micro.get_input_details(0)
+        micro.set_input(np.zeros(detail["shape"], detail["dtype"]), 0)
+        micro.invoke()
+        print("ok", flush=True)
+    except Exception:
+        print("too small", flush=True)
+"""
+
+
+class _ArenaProbe:
+    """Asks a worker process whether the model runs in an arena of a given size."""
+
+    def __init__(self, path: Path):
+        self.path, self.worker = path, None
+
+    def runs(self, size: int) -> bool:
+        import subprocess
+        if self.worker is None or self.worker.poll() is not None:
+            self.worker = subprocess.Popen([sys.executable, "-c", PROBE_WORKER, str(self.path)], text=True,
+                                           stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        try:
+            self.worker.stdin.write(f"{size}\n")
+            self.worker.stdin.flush()
+            answer = self.worker.stdout.readline().strip()
+        except BrokenPipeError:
+            answer = ""
+        if not answer:  # the worker crashed on this size
+            self.worker.wait()
+            self.worker = None
+        return answer == "ok"
+
+    def close(self):
+        if self.worker is not None:
+            self.worker.stdin.close()
+            self.worker.wait()
+
+
+def recorded_arena(micro) -> int | None:
+    """The arena total TFLM's recording allocator reports after an invoke."""
+    for line in _captured_stderr(micro.print_allocations).splitlines():
+        if "Arena allocation total" in line:
+            return int(line.split("total")[1].split()[0])
+    return None
+
+
+def arena_sizes(path: Path) -> tuple[int, int | None]:
+    """(the smallest arena in which the model loads and runs an image, found by binary search,
+    what TFLM's recording allocator reports in a roomy arena)."""
+    data = Path(path).read_bytes()
+    roomy = interpreter(data, max(len(data) * 10, 1 << 16))
+    detail = roomy.get_input_details(0)
+    roomy.set_input(np.zeros(detail["shape"], detail["dtype"]), 0)
+    roomy.invoke()
+    recorded = recorded_arena(roomy)
+    probe = _ArenaProbe(Path(path))
+    try:
+        high = recorded or len(data)
+        while not probe.runs(high):
+            high *= 2
+        low = 1
+        while low < high:
+            middle = (low + high) // 2
+            low, high = (low, middle) if probe.runs(middle) else (middle + 1, high)
+    finally:
+        probe.close()
+    return low, recorded
+
+
+class TFLMSession(Session):
+    """One image per invoke: a microcontroller's interpreter is built for batch 1."""
+
+    def __init__(self, path):
+        self.path, self.data = Path(path), Path(path).read_bytes()
+        self.micro = interpreter(self.data)
+        self.input = _details(self.micro.get_input_details(0))
+        self.output = _details(self.micro.get_output_details(0))
+        if tuple(self.input["shape"])[0] != 1:
+            raise ValueError(f"TFLM needs a batch-1 input, this file has {tuple(self.input['shape'])}")
+
+    def bind(self, images):
+        self.images = quantize(images, self.input)[:, None]
+        self.outputs = None
+        if len(images) == 1:
+            self.micro.set_input(self.images[0], 0)
+            self.invoke = self.micro.invoke  # the bound C++ call itself, as the harness times it
+        else:
+            self.invoke = self._each
+
+    def _each(self):
+        outputs = []
+        for image in self.images:
+            self.micro.set_input(image, 0)
+            self.micro.invoke()
+            outputs.append(self.micro.get_output(0))
+        self.outputs = np.concatenate(outputs)
+
+    def result(self):
+        raw = self.outputs if self.outputs is not None else self.micro.get_output(0)
+        return dequantize(raw, self.output)
+
+    def extras(self, images, probabilities):
+        from fmnist.runtimes.litert import LiteRTSession
+        litert = LiteRTSession(self.path, threads=1).predict(images, batch_size=1)  # batch-1 graphs can't resize
+        smallest, recorded = arena_sizes(self.path)
+        return {"tflm": {"arena_bytes_min": smallest, "arena_bytes_recorded": recorded, "flash_bytes": len(self.data),
+                         "ops": sorted(set(op_names(self.path))),
+                         "agreement_with_litert": float(np.mean(litert.argmax(1) == probabilities.argmax(1))),
+                         "latency_scope": HOST_LATENCY}}
+
+
+class TFLM(Runtime):
+    name = "tflm"
+    formats = ("tflite-int8", "tflite-int16x8", "tflm")
+    device = "cpu (host, TFLM reference kernels)"
+    takes_threads = False
+    edge = True
+    cache_figures = True  # ~2-3 ms per CNN image on the host: 10,000 images are measured once per file
+    microcontroller = True
+    single_threaded = True
+
+    package = "tflite_micro"
+
+    def load(self, path, fmt, threads=None):
+        return TFLMSession(path)
+
+    def describe(self):
+        return {"runtime": self.name, "version": metadata.version("tflite-micro"),
+                "provider": "TFLM reference kernels", "device": self.device}
+
+
+from fmnist.runtimes import register_runtime  # noqa: E402
+
+register_runtime(TFLM())
