@@ -37,11 +37,18 @@ def stderr_muted():
 
 
 class _QuietTensorFlow(importlib.abc.MetaPathFinder):
+    """Finds nothing itself: it wraps the loader of TensorFlow's spec, so the import (whenever it
+    happens: a look-up such as importlib.util.find_spec does not count) runs with stderr muted."""
+    looking = False
+
     def find_spec(self, name, path, target=None):
-        if name != "tensorflow":
+        if name != "tensorflow" or self.looking:
             return None
-        sys.meta_path.remove(self)
-        spec = importlib.util.find_spec(name)
+        self.looking = True
+        try:
+            spec = importlib.util.find_spec(name)
+        finally:
+            self.looking = False
         if spec and spec.loader:
             load = spec.loader.exec_module
 
@@ -50,6 +57,8 @@ class _QuietTensorFlow(importlib.abc.MetaPathFinder):
                     load(module)
                     module.config.list_physical_devices()  # CUDA's probe logs here
                 module.get_logger().setLevel("ERROR")  # e.g. retracing notes: ours are deliberate
+                if self in sys.meta_path:
+                    sys.meta_path.remove(self)
             spec.loader.exec_module = exec_module
         return spec
 

@@ -310,6 +310,9 @@ def bench_main(argv=None) -> int:
     parser.add_argument("--min-calls", type=positive_int, default=25, help="timed batch-1 calls, at least")
     parser.add_argument("--min-seconds", type=positive_seconds, default=0.1, help="timed batch-1 seconds, at least")
     parser.add_argument("--threads", type=positive_int, default=None, help="threads for LiteRT/ORT (all cores)")
+    parser.add_argument("--remeasure", action="store_true",
+                        help="measure every row afresh (default: reuse a row measured before on this machine, file "
+                             "and settings)")
     _common(parser)
     args = parser.parse_args(argv)
     formats = _checked(parser, formats_known, args.format, "format") or formats_known
@@ -320,7 +323,7 @@ def bench_main(argv=None) -> int:
 
     from fmnist import benchmark, variants
     from fmnist.harness import Settings
-    settings = Settings(min_calls=args.min_calls, min_seconds=args.min_seconds,
+    settings = Settings(min_calls=args.min_calls, min_seconds=args.min_seconds, reuse_figures=not args.remeasure,
                         **({"threads": args.threads} if args.threads else {}))
     document = benchmark.run(
         names, formats, runtimes, variants.requested(not args.no_qat, None if args.no_prune else args.prune),

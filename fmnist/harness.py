@@ -37,6 +37,7 @@ class Settings:
     accuracy_batch: int = 1000
     threads: int = os.cpu_count() or 1
     test_images: int | None = None     # all 10,000 unless set (quick runs in the tests)
+    reuse_figures: bool = True         # a row measured before on this machine, file and settings is reused
 
 
 @dataclass(frozen=True)
@@ -183,14 +184,18 @@ def run_runtime(name: str, jobs: list[Job], data_dir: str | None, settings: Sett
 
 
 def _measure_or_reuse(runtime, job: Job, images, labels, settings: Settings, described: dict) -> dict:
-    """measure(), or for a runtime whose figures are slow to get and deterministic (TFLM), the
-    figures it measured on this very file before: same artifact and reference hashes, runtime
-    version and settings."""
-    if not runtime.cache_figures:
+    """measure(), or the figures measured before on this very file: same artifact and reference
+    hashes, runtime and version, settings, and machine (CPU, cores, OS, Python). As with exports,
+    what has not changed is not redone: a warm run re-measures only what changed (TFLM's 10,000
+    reference-kernel inferences per file above all). `reuse_figures=False` (--remeasure) measures
+    everything afresh."""
+    if not settings.reuse_figures:
         return measure(runtime, job, images, labels, settings)
+    from fmnist.environment import HOST_LABEL, machine
     from fmnist.storage import cache_key, cached_measurement, read_record, write_measurement
     key = cache_key({"artifact": job.sha256, "reference": read_record(Path(job.reference))["probabilities_sha256"],
-                     "runtime": described, "settings": asdict(settings), "format": job.format})
+                     "runtime": described, "format": job.format, "machine": machine(HOST_LABEL),
+                     "settings": {k: v for k, v in asdict(settings).items() if k != "reuse_figures"}})
     figures = cached_measurement(Path(job.folder), runtime.name, key)
     if figures is None:
         figures = measure(runtime, job, images, labels, settings)

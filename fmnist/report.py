@@ -175,20 +175,22 @@ def headline(records: list[dict]) -> tuple[list, list]:
         fastest = min((r for r in sound if _is_edge(r)), key=lambda r: r["latency_us"]["p50"], default=None)
         smallest = min(sound, key=lambda r: r["size_bytes"], default=None)
         integer = best_integer_row([r for r in mine if _is_edge(r)])
-        shrink = _shrink(integer, ok) if integer else None
+        shrink = max(filter(None, (_shrink(r, ok) for r in _integer_rows(mine) if get_format(r["format"]).full_integer)),
+                     default=None)
         speedup = ref["latency_us"]["p50"] / fastest["latency_us"]["p50"] if ref and fastest else None
         rows.append([model, mine[0]["source"], pct(accuracy), _us(ref["latency_us"]["p50"]) if ref else "not measured",
                      _label(fastest) if fastest else "none sound", pct(fastest["accuracy"]) if fastest else "",
                      _us(fastest["latency_us"]["p50"]) if fastest else "", f"{speedup:,.0f}×" if speedup else "",
                      f"{_label(smallest)}: {smallest['size_bytes']:,} B" if smallest else "",
                      (f"{_label(integer)}: {pct(integer['accuracy'])} ({100 * integer['accuracy_delta']:+.2f} pts), "
-                      f"{integer['size_bytes']:,} B" + (f", {shrink:.2f}× smaller" if shrink else "")
+                      f"{integer['size_bytes']:,} B" + (f", {_shrink(integer, ok):.2f}× smaller"
+                                                         if _shrink(integer, ok) else "")
                       + (" ⚠" if integer["flagged"] else "")) if integer else "not measured"])
         if speedup is not None and speedup < SPEEDUP_TARGET:
             notes.append(f"{model}: the fastest sound edge row is {speedup:.0f}× the Keras call, short of "
                          f"{SPEEDUP_TARGET}×")
         if shrink is not None and shrink < INT8_SHRINK_TARGET:
-            notes.append(f"{model}: its best integer artifact is {shrink:.2f}× smaller than its float "
+            notes.append(f"{model}: its smallest full-integer artifact is {shrink:.2f}× smaller than its float "
                          f"counterpart, short of {INT8_SHRINK_TARGET}× (a small network's file is mostly "
                          f"fixed overhead)")
     headers = ["model", "README", "source acc", "Keras call p50 µs",

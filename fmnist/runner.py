@@ -67,7 +67,8 @@ def _run(args, bundle: Path, archive: str) -> int:
     folders = [bundle / "exports" / name for name in index["folders"]]
     wanted = args.runtime or [r for r in list_runtimes() if set(get_runtime(r).formats) & set(index["formats"])]
     jobs = collect_jobs(folders, index["formats"], wanted, weights=False)
-    settings = Settings(min_seconds=args.min_seconds, **({"threads": args.threads} if args.threads else {}))
+    settings = Settings(min_seconds=args.min_seconds, reuse_figures=False,  # a device run measures everything
+                        **({"threads": args.threads} if args.threads else {}))
     machine = environment.machine(args.label)
     records = []
     for runtime in wanted:

@@ -112,10 +112,18 @@ def training_arrays(spec: ModelSpec, ds: fdata.FashionMNIST, subset: int | None,
     return norm(train), (norm(validation) if validation else None)
 
 
+TRAINING_LIBRARIES = ("tensorflow", "tf-keras")
+FINETUNING_LIBRARIES = (*TRAINING_LIBRARIES, "tensorflow-model-optimization")
+
+
+def _versions(names) -> dict:
+    """The versions a training result depends on (and no others: a new runtime retrains nothing)."""
+    return {k: v for k, v in environment.versions().items() if k in names}
+
+
 def _base_key(spec: ModelSpec, ds, epochs, subset, seed) -> dict:
     return {"layers": repr(spec.layers), "recipe": repr(spec.recipe), "epochs": epochs, "subset": subset,
-            "seed": seed, "data": ds.sha256,
-            "versions": {k: v for k, v in environment.versions().items() if k in ("tensorflow", "tf-keras")}}
+            "seed": seed, "data": ds.sha256, "versions": _versions(TRAINING_LIBRARIES)}
 
 
 def lr_sweep(name: str, exports: Path, ds, *, subset=None, seed=environment.SEED, progress=True) -> dict:
@@ -245,7 +253,7 @@ def derive(name: str, variant: Variant, exports: Path, ds: fdata.FashionMNIST, *
     key = storage.cache_key({"parent": parent_record["cache_key"], "parent_model": parent_record["model_sha256"],
                              "variant": variant.as_dict(), "how": variant.how, "epochs": epochs_,
                              "lr_factor": FINETUNE_LR_FACTOR, "subset": subset, "seed": seed,
-                             "versions": environment.versions()})
+                             "versions": _versions(FINETUNING_LIBRARIES)})
     if not force and storage.cached_record(folder, key):
         return folder
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from fmnist.registry import Registry
+
 MIN_PRUNABLE_WEIGHTS = 1024  # a layer smaller than this keeps all its weights: it has none to spare
 
 
@@ -100,28 +102,8 @@ class Variant:
 
 
 BASE = Variant()
-_VARIANTS: dict[str, Variant] = {}
-
-
-class UnknownVariant(KeyError):
-    def __str__(self):
-        return f"unknown variant {self.args[0]!r}; known variants: {', '.join(_VARIANTS)}"
-
-
-def register_variant(variant: Variant) -> Variant:
-    _VARIANTS[variant.name] = variant
-    return variant
-
-
-def list_variants() -> list[str]:
-    return list(_VARIANTS)
-
-
-def get_variant(name: str) -> Variant:
-    try:
-        return _VARIANTS[name]
-    except KeyError:
-        raise UnknownVariant(name) from None
+_VARIANTS = Registry("variant")
+register_variant, list_variants, get_variant = _VARIANTS.register, _VARIANTS.names, _VARIANTS.get
 
 
 def from_record(record: dict) -> Variant:

@@ -4,27 +4,12 @@ Adding a format is one module with a `Format` subclass and one `register_format`
 """
 from __future__ import annotations
 
-from fmnist.export.base import ExportContext, Format, UnknownFormat
+from fmnist.export.base import ExportContext, Format
+from fmnist.registry import Registry
 
-_FORMATS: dict[str, Format] = {}
-
-
-def register_format(fmt: Format) -> Format:
-    _FORMATS[fmt.name] = fmt
-    return fmt
-
-
-def list_formats() -> list[str]:
-    return list(_FORMATS)
-
-
-def get_format(name: str) -> Format:
-    try:
-        return _FORMATS[name]
-    except KeyError:
-        raise UnknownFormat(f"unknown format {name!r}; known formats: {', '.join(_FORMATS)}, all") from None
-
+_FORMATS = Registry("format")
+register_format, list_formats, get_format = _FORMATS.register, _FORMATS.names, _FORMATS.get
 
 from fmnist.export import savedmodel, tflite, onnx, tflm  # noqa: E402,F401,I001  (registrations, in table order)
 
-__all__ = ["ExportContext", "Format", "UnknownFormat", "get_format", "list_formats", "register_format"]
+__all__ = ["ExportContext", "Format", "get_format", "list_formats", "register_format"]

@@ -12,11 +12,6 @@ from fmnist.variants import Variant
 OPSET = 17  # pinned ONNX opset: supported by tf2onnx 1.17 and every onnxruntime since 1.11
 
 
-class UnknownFormat(KeyError):
-    def __str__(self):
-        return self.args[0]
-
-
 @dataclass
 class ExportContext:
     """What a conversion may need besides the model: calibration images (training images only,

@@ -97,7 +97,7 @@ class TFLite(Format):
         details = {"quantization": self.quantization, "converter": "TFLiteConverter.from_keras_model",
                    "converter_version": metadata.version("tensorflow"), "io": io_details(target)}
         if self.calibrated:
-            details["layer_errors"] = _layer_errors(model, target, ctx)
+            details["layer_errors"] = ctx.memo[f"layer_errors:{self.quantization}"] = _layer_errors(model, target, ctx)
         return details
 
 
@@ -119,9 +119,11 @@ class TFLiteMixed(TFLite):
         import tensorflow as tf
 
         from fmnist.quantization import worst_layer
-        probe = ctx.scratch / "int8-probe.tflite"
-        probe.write_bytes(_quiet(_converter(model, "int8", ctx).convert))
-        worst = worst_layer(_layer_errors(model, probe, ctx))
+        if "layer_errors:int8" not in ctx.memo:  # tflite-int8 was not exported in this run: measure a probe
+            probe = ctx.scratch / "int8-probe.tflite"
+            probe.write_bytes(_quiet(_converter(model, "int8", ctx).convert))
+            ctx.memo["layer_errors:int8"] = _layer_errors(model, probe, ctx)
+        worst = worst_layer(ctx.memo["layer_errors:int8"])
         options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=[worst["tensor"]] if worst else [])
 
         def mixed():

@@ -120,9 +120,9 @@ class TFLMExport(Format):
     float_counterpart = "tflite"
 
     def not_for(self, variant):
-        if variant.prune and not variant.qat:
-            return ("TFLM does not exploit sparsity: a pruned model takes the flash and arena of its base; its "
-                    "tflite-int8 file is measured on TFLM")
+        if variant.prune:
+            return ("TFLM does not exploit sparsity: a pruned model takes the flash and arena of its unpruned "
+                    "sibling; its tflite-int8 file is measured on TFLM")
         return None
 
     def convert(self, model, target, ctx):

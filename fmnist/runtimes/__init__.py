@@ -6,32 +6,18 @@ benchmark worker for LiteRT never pays for (or measures the memory of) TensorFlo
 """
 from __future__ import annotations
 
-from fmnist.runtimes.base import Runtime, Session, UnknownRuntime
+from fmnist.registry import Registry
+from fmnist.runtimes.base import Runtime, Session
 
-_RUNTIMES: dict[str, Runtime] = {}
-
-
-def register_runtime(runtime: Runtime) -> Runtime:
-    _RUNTIMES[runtime.name] = runtime
-    return runtime
-
-
-def list_runtimes() -> list[str]:
-    return list(_RUNTIMES)
-
-
-def get_runtime(name: str) -> Runtime:
-    try:
-        return _RUNTIMES[name]
-    except KeyError:
-        raise UnknownRuntime(f"unknown runtime {name!r}; known runtimes: {', '.join(_RUNTIMES)}") from None
+_RUNTIMES = Registry("runtime")
+register_runtime, list_runtimes, get_runtime = _RUNTIMES.register, _RUNTIMES.names, _RUNTIMES.get
 
 
 def runtimes_for(fmt: str) -> list[Runtime]:
-    return [r for r in _RUNTIMES.values() if fmt in r.formats]
+    return [r for r in _RUNTIMES.entries.values() if fmt in r.formats]
 
 
 from fmnist.runtimes import keras, litert, onnxruntime, tensorflow, tflm  # noqa: E402,F401  (registrations)
 
-__all__ = ["Runtime", "Session", "UnknownRuntime", "get_runtime", "list_runtimes", "register_runtime",
+__all__ = ["Runtime", "Session", "get_runtime", "list_runtimes", "register_runtime",
            "runtimes_for"]

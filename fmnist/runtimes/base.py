@@ -6,11 +6,6 @@ from pathlib import Path
 import numpy as np
 
 
-class UnknownRuntime(KeyError):
-    def __str__(self):
-        return self.args[0]
-
-
 class Session:
     """A loaded artifact. `bind` prepares inputs (not timed), `invoke` is the runtime call itself
     (what latency measures), `result` returns float32 class probabilities, dequantized if needed."""
@@ -46,7 +41,6 @@ class Runtime:
     takes_threads: bool = True
     base_only: bool = False   # measured on the recipe's own models only, not on their variants
     edge: bool = False        # an edge runtime (what is deployed), not a reference to compare with
-    cache_figures: bool = False  # slow and deterministic: figures are reused while the artifact is unchanged
     microcontroller: bool = False  # runs as a microcontroller does: its latency on this host is not an MCU's
     single_threaded: bool = False  # one core per artifact: the benchmark measures several at once
 

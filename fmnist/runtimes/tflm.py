@@ -192,7 +192,6 @@ class TFLM(Runtime):
     device = "cpu (host, TFLM reference kernels)"
     takes_threads = False
     edge = True
-    cache_figures = True  # ~2-3 ms per CNN image on the host: 10,000 images are measured once per file
     microcontroller = True
     single_threaded = True
 
