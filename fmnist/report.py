@@ -195,7 +195,7 @@ def headline(records: list[dict]) -> tuple[list, list]:
                          f"fixed overhead)")
     headers = ["model", "README", "source acc", "Keras call p50 µs",
                f"fastest edge row within {100 * MAX_ACCURACY_DROP:g} pts", "its acc", "p50 µs", "speed-up",
-               "smallest sound artifact", "best int8-class artifact (acc, Δ vs its Keras model, size, vs float)"]
+               "smallest sound artifact", "best int8-class artifact: int8, 16x8 or int8-mixed (acc, Δ vs its Keras model, size, vs float)"]
     return [headers, *rows], notes
 
 
@@ -208,7 +208,8 @@ def _target_lines(model: str, mine: list[dict], exports: Path) -> list[str]:
     targets = get_spec(model).targets
     keras = _reference_rows(mine).get(model)
     accuracy = keras["accuracy"] if keras else mine[0]["source_accuracy"]
-    integer = best_integer_row([r for r in mine if _is_edge(r)])
+    integer = best_integer_row([r for r in mine if _is_edge(r) and get_format(r["format"]).full_integer
+                                and get_format(r["format"]).activation_bits == 8])  # "int8" targets: 8-bit only
     fastest = min((r for r in mine if _is_edge(r) and _sound(r, accuracy)),
                   key=lambda r: r["latency_us"]["p50"], default=None)
     micro = max((r for r in mine if get_runtime(r["runtime"]).microcontroller
@@ -393,8 +394,8 @@ def quantization_page(records: list[dict], exports: Path, plot_path: Path) -> li
     if series:
         plots.sqnr_by_layer(series, plot_path)
     return ["# Quantization: where int8 loses precision, and what rescues it", "",
-            *_sixteen_by_eight(ok),
             "Written by `fmnist-bench` from the export manifests and the benchmark rows of a real run.", "",
+            *_sixteen_by_eight(ok),
             "Per-layer error: each op output of the quantized TFLite graph against the same tensor of the "
             "model's float TFLite graph, both run on 200 calibration (training) images with every "
             "intermediate tensor kept (fmnist/quantization.py). RMSE/scale is the error in the layer's own "

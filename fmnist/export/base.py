@@ -36,6 +36,7 @@ class Format:
     quantized: bool = False            # integer weights or activations: judged by agreement
     calibrated: bool = False           # uses the calibration images (static quantization)
     full_integer: bool = False         # integer arithmetic throughout: what an int8-only target runs
+    activation_bits: int | None = None  # 8 or 16 for statically quantized activations, None for float
     float_counterpart: str | None = None  # the float format of the same family, for size ratios
     microcontroller: bool = False      # made for a microcontroller firmware (batch 1, C sources)
     tolerance: float | None = None     # max abs difference of class probabilities (float formats)

@@ -82,6 +82,7 @@ class CalibrationReader:
 class OnnxInt8(Format):
     name, filename, runtime = "onnx-int8", "model.onnx", "onnxruntime"
     quantized = calibrated = full_integer = True
+    activation_bits = 8
     float_counterpart = "onnx"
 
     def not_for(self, variant):

@@ -76,6 +76,7 @@ class TFLite(Format):
         self.quantization, self.quantized, self.tolerance = quantization, quantized, tolerance
         self.calibrated = quantization in ("int8", "int16x8", "int8-mixed")
         self.full_integer = quantization in ("int8", "int16x8")
+        self.activation_bits = {"int8": 8, "int8-mixed": 8, "int16x8": 16}.get(quantization)
         self.float_counterpart = "tflite" if quantized else None
 
     def not_for(self, variant):

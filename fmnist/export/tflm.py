@@ -117,6 +117,7 @@ inline TfLiteStatus RegisterFmnistOps(FmnistOpResolver& resolver) {{
 class TFLMExport(Format):
     name, filename, runtime = "tflm", "model.tflite", "tflm"
     quantized = calibrated = full_integer = microcontroller = True
+    activation_bits = 8
     float_counterpart = "tflite"
 
     def not_for(self, variant):
