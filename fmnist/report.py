@@ -12,6 +12,7 @@ from fmnist.atomic import atomic_dir, write_json, write_text
 from fmnist.export import get_format
 from fmnist.harness import LATENCY_SCOPE as LATENCY_SCOPE_TEXT
 from fmnist.jobs import NATIVE_FORMAT
+from fmnist.quantization import LAYER_OPS, worst_layer
 from fmnist.metrics import MAX_ACCURACY_DROP, MIN_AGREEMENT, VARIANT_MAX_DROP
 from fmnist.models import get_spec, list_models
 from fmnist.runtimes import get_runtime
@@ -368,8 +369,8 @@ def quantization_page(records: list[dict], exports: Path, plot_path: Path) -> li
             layers = manifest["details"].get("layer_errors")
             if not layers:
                 continue
-            weighted = [r for r in layers if r["op"] in ("FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D")]
-            worst = max(weighted, key=lambda r: r["rmse_over_scale"], default=None)
+            weighted = [r for r in layers if r["op"] in LAYER_OPS]
+            worst = worst_layer(layers)
             label = f"{folder[0]} · {folder[1]} · {manifest['format']}"
             if manifest["format"] == "tflite-int8":
                 series[f"{folder[0]} {folder[1]}"] = [r["sqnr_db"] for r in weighted]
