@@ -7,12 +7,13 @@ with the peak-RSS counter reset before each (Linux: /proc/self/clear_refs).
 from __future__ import annotations
 
 import ctypes
+import functools
 import gc
 import multiprocessing
 import os
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -138,18 +139,26 @@ def measure(runtime, job: Job, images: np.ndarray, labels: np.ndarray, settings:
     return record
 
 
-def _progress(items, desc: str, enabled: bool):
+def _progress(items, desc: str, enabled: bool, total: int | None = None):
     """tqdm where it is installed; on a bare device, one line per item."""
+    total = len(items) if total is None else total
     try:
         from tqdm import tqdm
     except ImportError:
         def lines():
             for i, item in enumerate(items, 1):
                 if enabled:
-                    print(f"{desc}: {i}/{len(items)}", file=sys.stderr, flush=True)
+                    print(f"{desc}: {i}/{total}", file=sys.stderr, flush=True)
                 yield item
         return lines()
-    return tqdm(items, desc=desc, unit="artifact", disable=not enabled)
+    return tqdm(items, desc=desc, unit="artifact", total=total, disable=not enabled)
+
+
+@functools.lru_cache(maxsize=2)
+def _test_set(data_dir: str | None):
+    """The test images and labels, read once per process (a worker is handed many jobs)."""
+    from fmnist import data
+    return data.load_test_set(data_dir)
 
 
 def run_runtime(name: str, jobs: list[Job], data_dir: str | None, settings: Settings,
@@ -165,7 +174,7 @@ def run_runtime(name: str, jobs: list[Job], data_dir: str | None, settings: Sett
     if why:
         return [{**described, "status": "unavailable", "error": why, "formats": list(runtime.formats)}]
     described = {**described, **runtime.describe()}
-    images, labels = data.load_test_set(data_dir)
+    images, labels = _test_set(data_dir)
     images, labels = data.normalise(images[:settings.test_images]), labels[:settings.test_images]
     records = []
     for job in _progress(jobs, f"bench {name}", progress):
@@ -206,18 +215,23 @@ def _measure_or_reuse(runtime, job: Job, images, labels, settings: Settings, des
 def run_isolated(name: str, jobs: list[Job], data_dir, settings: Settings, progress: bool = True) -> list[dict]:
     """run_runtime in freshly spawned processes: a clean memory baseline, and no library of another
     runtime loaded beside it. One process, except for a single-threaded runtime, whose jobs are
-    shared among one process per core (their order kept in the result)."""
+    handed one at a time to one process per core, the most multiply-accumulates first so that no
+    core idles at the end while the other finishes a CNN (rows come back in the order of `jobs`)."""
     from fmnist.runtimes import get_runtime
-    workers = max(1, min(len(jobs), os.cpu_count() or 1)) if get_runtime(name).single_threaded else 1
-    shares = [jobs[i::workers] for i in range(workers)]
+    runtime = get_runtime(name)
+    data_dir = str(data_dir) if data_dir else None
     context = multiprocessing.get_context("spawn")
+    parallel = runtime.single_threaded and len(jobs) > 1 and not runtime.unavailable()
+    workers = min(len(jobs), os.cpu_count() or 1) if parallel else 1
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        futures = [pool.submit(run_runtime, name, share, str(data_dir) if data_dir else None, settings,
-                               progress and i == 0) for i, share in enumerate(shares)]
-        done = [future.result() for future in futures]
-    if not jobs or any(row["status"] == "unavailable" for row in done[0]):
-        return done[0]  # one row: nothing to measure, or why the runtime cannot run here
-    return [done[i % workers][i // workers] for i in range(len(jobs))]
+        if not parallel:
+            return pool.submit(run_runtime, name, jobs, data_dir, settings, progress).result()
+        order = sorted(range(len(jobs)), key=lambda i: -(jobs[i].meta.get("macs") or 0))
+        futures = {pool.submit(run_runtime, name, [jobs[i]], data_dir, settings, False): i for i in order}
+        rows = [None] * len(jobs)
+        for future in _progress(as_completed(futures), f"bench {name}", progress, total=len(jobs)):
+            rows[futures[future]] = future.result()[0]
+    return rows
 
 
 OVERHEAD_LIMIT = 1.10  # the harness may cost at most 10% over a bare loop ...

@@ -46,6 +46,11 @@ def _quick_run(record: dict) -> str:
     return f" (quick run: {', '.join(parts)})" if parts else ""
 
 
+def _threads(record: dict) -> str:
+    threads = record.get("train_threads")
+    return f" ({threads} thread{'s' if threads > 1 else ''})" if threads else ""
+
+
 def write_training(exports: Path, results: Path) -> Path:
     """results/training.md: one row per trained registered model, plus the plots it links."""
     rows, env = [], None
@@ -70,14 +75,16 @@ def write_training(exports: Path, results: Path) -> Path:
                 f"{record['epochs_run']}/{record['epochs_planned']}", record["stop_reason"],
                 f"{record['recipe']['optimizer']} lr {record['recipe']['learning_rate']:.3g}",
                 pct(record["train_accuracy"]), pct(record["validation_accuracy"]), pct(record["test_accuracy"]),
-                _reported(record), f"{record['train_seconds']:.0f} s", " · ".join(links)])
+                _reported(record), f"{record['train_seconds']:.0f} s" + _threads(record), " · ".join(links)])
     headers = ["model", "README", "params", "epochs run", "stop reason", "optimizer", "train acc",
                "val acc", "test acc", "README reports", "train time", "plots"]
     lines = ["# Training: every registered model by its README's recipe", "",
              "Written by `fmnist-train` from the records in exports/; do not edit by hand.",
              "Train accuracy is the last epoch's running average (as Keras reports it and the READMEs "
              "quote it); val is the recipe's validation data (the test set for READMEs 001/002, a held-out "
-             "5,000 training images for 003); test is the 10,000 test images.", "",
+             "5,000 training images for 003); test is the 10,000 test images. Train time is wall-clock; "
+             "`fmnist-bench` and `fmnist-export` train one model per core at a time, one thread each (shown), "
+             "`fmnist-train` one at a time on every core.", "",
              tabulate(rows, headers, tablefmt="github", disable_numparse=True), ""]
     if env:
         lines += ["## Environment", "", *environment_lines(env), ""]

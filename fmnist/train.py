@@ -9,6 +9,7 @@ and its files still match their hashes.
 from __future__ import annotations
 
 import json
+import os
 import time
 import warnings
 from dataclasses import asdict, replace
@@ -224,6 +225,7 @@ def train(name: str, exports: Path = storage.DEFAULT_EXPORTS, ds: fdata.FashionM
         "stop_reason": (stopper and stopper.reason) or f"ran all {recipe.epochs} epochs",
         "subset": subset, "lr_sweep": {k: sweep[k] for k in ("lowest_loss_lr", "pick")} if sweep else None,
         "history": history, "epoch_seconds": timer.seconds, "train_seconds": time.perf_counter() - start,
+        "train_threads": tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count(),
         "train_accuracy": history["accuracy"][-1], "train_loss": history["loss"][-1],
         "validation_accuracy": history.get("val_accuracy", [None])[-1],
         "validation_loss": history.get("val_loss", [None])[-1],

@@ -93,6 +93,20 @@ class Variant:
         import tf_keras as keras
         return keras.models.clone_model(model, clone_function=wrap), [prune.UpdatePruningStep()]
 
+    def float_twin(self, model, plain):
+        """The trained weights of a quantization-aware `model` set into `plain` (a fresh build of
+        the base architecture): the same network without its fake-quant nodes. The converter turns
+        any fake-quant graph into int8, so this is what a float reference graph and a 16x8
+        conversion of a QAT model start from."""
+        wrapped = [layer for layer in model.layers if hasattr(layer, "layer")]  # not tfmot's input QuantizeLayer
+
+        def leaf(weight):  # "conv2d/kernel:0" -> "kernel:0"; the wrappers' kernel_min etc. never match
+            return weight.name.rsplit("/", 1)[-1]
+        for layer, trained in zip(plain.layers, wrapped, strict=True):
+            values = {leaf(w): w.numpy() for w in trained.weights}
+            layer.set_weights([values[leaf(w)] for w in layer.weights])
+        return plain
+
     def finished(self, model):
         """The fine-tuned model as it is saved (pruning wrappers removed)."""
         if self.prune and not self.qat:

@@ -9,7 +9,7 @@ from fmnist.export.pipeline import export_model
 from fmnist.runtimes import get_runtime
 from fmnist.storage import model_dir
 
-from conftest import MODELS, VARIANT_MODELS
+from conftest import MODELS, VARIANT_MODELS, VARIANTS
 
 
 def folder_of(exports, model, variant, fmt):
@@ -78,7 +78,7 @@ def test_qat_variant_exports_to_int8_and_skips_what_does_not_apply(exported, mod
     manifests, _, skipped = exported
     assert manifests[(model, "qat", "tflite-int8")]["validation"]["agreement"] >= 0.98
     assert {s["format"] for s in skipped if s["folder"] == f"{model}-qat"} == \
-        {"tflite-fp16", "tflite-dynamic", "tflite-int16x8", "tflite-int8-mixed", "onnx-int8"}
+        {"tflite-fp16", "tflite-dynamic", "tflite-int8-mixed", "onnx-int8"}
 
 
 def test_second_export_is_served_from_cache(exported, session_exports, dataset):
@@ -153,9 +153,13 @@ def test_export_of_a_damaged_model_is_one_error_and_caches_nothing(trained, data
     assert not list(folder.glob("*.failed.json"))
 
 
-@pytest.mark.parametrize("model", MODELS)
-def test_int16x8_has_int16_activations_and_int8_weights(exported, session_exports, model):
-    path = folder_of(session_exports, model, "base", "tflite-int16x8") / "model.tflite"
+def _int16x8_cases():
+    return [(m, "base") for m in MODELS] + [(m, v.name) for m in VARIANT_MODELS for v in VARIANTS if v.qat]
+
+
+@pytest.mark.parametrize("model,variant", _int16x8_cases())
+def test_int16x8_has_int16_activations_and_int8_weights(exported, session_exports, model, variant):
+    path = folder_of(session_exports, model, variant, "tflite-int16x8") / "model.tflite"
     interpreter = Interpreter(model_path=str(path))
     assert interpreter.get_input_details()[0]["dtype"] == np.int16
     tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
@@ -173,6 +177,19 @@ def test_every_calibrated_tflite_manifest_keeps_its_per_layer_error(exported, mo
     assert len(weighted) == sum(isinstance(l, (models.Dense, models.Conv)) for l in models.get_spec(model).layers)
     assert all(0 < r["rmse_over_scale"] < 50 for r in weighted)  # int8 error is a few steps, not garbage
     assert all(0 < r["sqnr_db"] < 100 for r in weighted)
+
+
+@pytest.mark.parametrize("variant", ["qat", "pruned-50-qat"])
+def test_a_quantization_aware_model_is_measured_against_its_float_twin(exported, session_exports, variant):
+    """The converter makes every graph of a QAT model int8, so its 16x8 artifact and its per-layer
+    reference come from the same weights without fake-quant nodes: both must be close to the model."""
+    manifests = exported[0]
+    int16 = manifests[("cnn32_64", variant, "tflite-int16x8")]
+    assert "fake-quant" in int16["details"]["source"]
+    assert int16["validation"]["agreement"] >= 0.98  # QAT weights quantized 16x8 still follow the QAT model
+    weighted = [r for r in manifests[("cnn32_64", variant, "tflite-int8")]["details"]["layer_errors"]
+                if r["op"] in ("CONV_2D", "FULLY_CONNECTED")]
+    assert len(weighted) == 4 and all(0 < r["rmse_over_scale"] < 50 and 0 < r["sqnr_db"] < 100 for r in weighted)
 
 
 def test_per_layer_error_is_smaller_with_finer_activations(exported, session_exports, dataset):

@@ -7,6 +7,7 @@ and by how much: what int8 costs is a result to measure, not a reason to refuse.
 """
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -127,37 +128,76 @@ def _export_one(folder, record, record_sha, model, fmt, key, ctx, images, labels
     return manifest
 
 
-def export_all(names: list[str], formats: list[Format], variants: list[Variant], exports: Path,
-               ds: fdata.FashionMNIST, *, finetune_epochs: int | None = None, epochs: int | None = None,
-               subset: int | None = None, force: bool = False, calibration_size: int = CALIBRATION_IMAGES,
-               seed: int = environment.SEED, progress: bool = True):
-    """Train what is missing, derive the variants, export every (model, variant) to every format
-    that applies to it. Returns (manifests, failures, skipped)."""
-    from tqdm import tqdm
-
+def export_family(name: str, formats: list[Format], variants: list[Variant], exports: Path,
+                  ds: fdata.FashionMNIST, *, report=None, progress: bool = True, **options):
+    """One model's base and variants, each exported to every format that applies to it: trained
+    or derived first when missing. `report(folder, format, cached)` is called as each artifact is
+    done (format None: not made). Returns (manifests, failures, skipped)."""
     from fmnist import train
+    train_options = {k: options[k] for k in ("finetune_epochs", "epochs", "subset", "seed") if k in options}
+    export_options = {k: options[k] for k in ("force", "calibration_size", "seed") if k in options}
     manifests, failures, skipped = [], [], []
+    for variant in [Variant(), *variants]:
+        folder = train.derive(name, variant, exports, ds, progress=progress, **train_options)
+        applicable = []
+        for fmt in formats:
+            reason = fmt.not_for(variant)
+            if reason:
+                skipped.append({"folder": folder.name, "variant": variant.name, "format": fmt.name, "reason": reason})
+                if report:
+                    report(folder.name, None, True)
+            else:
+                applicable.append(fmt)
+        made, failed = export_model(folder, applicable, ds, on_done=report and (
+            lambda fmt_name, manifest, cached, folder=folder: report(folder.name, fmt_name, cached)),
+            **export_options)
+        manifests += made
+        failures += failed
+    return manifests, failures, skipped
+
+
+def _family_in_worker(events, *args, **kwargs):
+    """export_family in a worker process, its progress sent back through `events`. One thread
+    each: TensorFlow pools of two processes sharing cores spin against each other (measured: a
+    training epoch 4x slower beside another process's)."""
+    import tensorflow as tf
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    return export_family(*args, report=lambda *event: events.put(event), progress=False, **kwargs)
+
+
+def export_all(names: list[str], formats: list[Format], variants: list[Variant], exports: Path,
+               ds: fdata.FashionMNIST, *, workers: int | None = None, progress: bool = True, **options):
+    """Train what is missing, derive the variants, export every (model, variant) to every format
+    that applies to it. Models go to `workers` processes at once (one per core by default): a
+    converter, a validation or a small model's training keeps one core busy and leaves the other
+    idle. Options are export_family's (finetune_epochs, epochs, subset, force, calibration_size,
+    seed). Returns (manifests, failures, skipped), in the order of `names`."""
+    import multiprocessing
+    import threading
+    from concurrent.futures import ProcessPoolExecutor
+
+    from tqdm import tqdm
+    workers = min(len(names), workers or os.cpu_count() or 1)
     with tqdm(total=len(names) * (1 + len(variants)) * len(formats), desc="export", unit="artifact",
               disable=not progress) as bar:
-        for name in names:
-            for variant in [Variant(), *variants]:
-                folder = train.derive(name, variant, exports, ds, finetune_epochs=finetune_epochs, epochs=epochs,
-                                      subset=subset, seed=seed, progress=progress)
-                applicable = []
-                for fmt in formats:
-                    reason = fmt.not_for(variant)
-                    if reason:
-                        skipped.append({"folder": folder.name, "variant": variant.name, "format": fmt.name,
-                                        "reason": reason})
-                        bar.update()
-                    else:
-                        applicable.append(fmt)
-
-                def done(fmt_name, manifest, cached, folder=folder):
-                    bar.set_postfix_str(f"{folder.name} {fmt_name}{' (cached)' if cached else ''}")
-                    bar.update()
-                made, failed = export_model(folder, applicable, ds, force=force, seed=seed,
-                                            calibration_size=calibration_size, on_done=done)
-                manifests += made
-                failures += failed
-    return manifests, failures, skipped
+        def report(folder_name, fmt_name, cached):
+            if fmt_name:
+                bar.set_postfix_str(f"{folder_name} {fmt_name}{' (cached)' if cached else ''}")
+            bar.update()
+        if workers <= 1:  # in this process: training shows its epochs
+            results = [export_family(name, formats, variants, exports, ds, report=report, progress=progress,
+                                     **options) for name in names]
+        else:
+            context = multiprocessing.get_context("spawn")  # TensorFlow does not survive a fork
+            with context.Manager() as manager, \
+                    ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+                events = manager.Queue()
+                relay = threading.Thread(target=lambda: [report(*e) for e in iter(events.get, None)], daemon=True)
+                relay.start()
+                futures = [pool.submit(_family_in_worker, events, name, formats, variants, exports, ds, **options)
+                           for name in names]
+                results = [future.result() for future in futures]
+                events.put(None)
+                relay.join()
+    return tuple([item for result in results for item in result[i]] for i in range(3))

@@ -53,12 +53,22 @@ def _quiet(convert):
         return convert()
 
 
+def _float_model(model, ctx):
+    """The model as a float network, once per export run: itself, or a quantization-aware model's
+    float twin (the converter makes any fake-quant graph int8, whatever it is asked)."""
+    if "float-model" not in ctx.memo:
+        from fmnist.models import create_model
+        ctx.memo["float-model"] = (ctx.variant.float_twin(model, create_model(ctx.model))
+                                   if ctx.variant.quantization_aware else model)
+    return ctx.memo["float-model"]
+
+
 def _float_graph(model, ctx) -> Path:
     """The model's float TFLite graph in the scratch folder, once per export run: what the
     per-layer error of a quantized graph is measured against."""
     if "tflite-float" not in ctx.memo:
         path = ctx.scratch / "float.tflite"
-        path.write_bytes(_quiet(_converter(model, "none", ctx).convert))
+        path.write_bytes(_quiet(_converter(_float_model(model, ctx), "none", ctx).convert))
         ctx.memo["tflite-float"] = path
     return ctx.memo["tflite-float"]
 
@@ -83,10 +93,6 @@ class TFLite(Format):
         if variant.quantization_aware and self.quantization in ("float16", "dynamic-range"):
             return ("the converter makes a quantization-aware model full int8 under any optimisation, "
                     "so this would be tflite-int8 with float I/O under another name")
-        if variant.quantization_aware and self.quantization == "int16x8":
-            return ("a quantization-aware model's fake-quant nodes fix 8-bit activations: TF 2.21's converter "
-                    "refuses 16x8 for it with any I/O type ('tfl.softmax' op failed to verify that input and "
-                    "output must have same element type)")
         return None
 
     def settings(self):
@@ -94,9 +100,17 @@ class TFLite(Format):
                 "layer_errors": ERROR_IMAGES if self.calibrated else None}
 
     def convert(self, model, target, ctx):
-        target.write_bytes(_quiet(_converter(model, self.quantization, ctx).convert))
+        # 16x8 of a quantization-aware model: TF 2.21's converter refuses it for the fake-quant graph
+        # ("'tfl.softmax' op failed to verify that input and output must have same element type"),
+        # so its trained weights are quantized post-training, from the float twin, like any model's
+        twin = self.quantization == "int16x8" and ctx.variant.quantization_aware
+        source = _float_model(model, ctx) if twin else model
+        target.write_bytes(_quiet(_converter(source, self.quantization, ctx).convert))
         details = {"quantization": self.quantization, "converter": "TFLiteConverter.from_keras_model",
                    "converter_version": metadata.version("tensorflow"), "io": io_details(target)}
+        if twin:
+            details["source"] = ("the quantization-aware model's weights without its fake-quant nodes, "
+                                 "calibrated post-training (the converter refuses 16x8 for a fake-quant graph)")
         if self.calibrated:
             details["layer_errors"] = ctx.memo[f"layer_errors:{self.quantization}"] = _layer_errors(model, target, ctx)
         return details
