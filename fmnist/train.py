@@ -32,11 +32,15 @@ FINETUNE_LR_FACTOR = 0.1  # a trained model is fine-tuned with smaller steps tha
 
 
 class EpochProgress(keras.callbacks.Callback):
-    """One tqdm bar per training run, advanced and annotated at each epoch's end; also times epochs."""
+    """One tqdm bar per training run, advanced and annotated at each epoch's end; also times epochs.
+    `progress` may be a callable instead, given one line per epoch (a worker process reports to
+    its parent's bar that way)."""
 
-    def __init__(self, total: int, desc: str, enabled: bool):
+    def __init__(self, total: int, desc: str, progress):
         super().__init__()
-        self.total, self.desc, self.enabled = total, desc, enabled
+        self.total, self.desc = total, desc
+        self.report = progress if callable(progress) else None
+        self.enabled = bool(progress) and not self.report
         self.seconds = []
 
     def on_train_begin(self, logs=None):
@@ -49,6 +53,8 @@ class EpochProgress(keras.callbacks.Callback):
         self.seconds.append(time.perf_counter() - self.start)
         self.bar.set_postfix({k: f"{v:.4f}" for k, v in (logs or {}).items() if k != "lr"})
         self.bar.update()
+        if self.report:
+            self.report(f"training {self.desc}: epoch {epoch + 1}/{self.total}")
 
     def on_train_end(self, logs=None):
         self.bar.close()

@@ -129,10 +129,11 @@ def _export_one(folder, record, record_sha, model, fmt, key, ctx, images, labels
 
 
 def export_family(name: str, formats: list[Format], variants: list[Variant], exports: Path,
-                  ds: fdata.FashionMNIST, *, report=None, progress: bool = True, **options):
+                  ds: fdata.FashionMNIST, *, report=None, progress=True, **options):
     """One model's base and variants, each exported to every format that applies to it: trained
-    or derived first when missing. `report(folder, format, cached)` is called as each artifact is
-    done (format None: not made). Returns (manifests, failures, skipped)."""
+    or derived first when missing. `report(text, artifacts_done)` is called as each artifact is
+    done or not made. `progress`: training's epoch bars (bool), or a callable given a line per
+    epoch. Returns (manifests, failures, skipped)."""
     from fmnist import train
     train_options = {k: options[k] for k in ("finetune_epochs", "epochs", "subset", "seed") if k in options}
     export_options = {k: options[k] for k in ("force", "calibration_size", "seed") if k in options}
@@ -145,11 +146,12 @@ def export_family(name: str, formats: list[Format], variants: list[Variant], exp
             if reason:
                 skipped.append({"folder": folder.name, "variant": variant.name, "format": fmt.name, "reason": reason})
                 if report:
-                    report(folder.name, None, True)
+                    report(None, 1)
             else:
                 applicable.append(fmt)
         made, failed = export_model(folder, applicable, ds, on_done=report and (
-            lambda fmt_name, manifest, cached, folder=folder: report(folder.name, fmt_name, cached)),
+            lambda fmt_name, manifest, cached, folder=folder:
+                report(f"{folder.name} {fmt_name}{' (cached)' if cached else ''}", 1)),
             **export_options)
         manifests += made
         failures += failed
@@ -158,12 +160,13 @@ def export_family(name: str, formats: list[Format], variants: list[Variant], exp
 
 def _family_in_worker(events, *args, **kwargs):
     """export_family in a worker process, its progress sent back through `events`. One thread
-    each: TensorFlow pools of two processes sharing cores spin against each other (measured: a
-    training epoch 4x slower beside another process's)."""
+    each, so that one worker per core never oversubscribes the cores (TensorFlow's pools are
+    otherwise sized to every core in every process)."""
     import tensorflow as tf
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
-    return export_family(*args, report=lambda *event: events.put(event), progress=False, **kwargs)
+    return export_family(*args, report=lambda *event: events.put(event),
+                         progress=lambda line: events.put((line, 0)), **kwargs)
 
 
 def export_all(names: list[str], formats: list[Format], variants: list[Variant], exports: Path,
@@ -181,10 +184,10 @@ def export_all(names: list[str], formats: list[Format], variants: list[Variant],
     workers = min(len(names), workers or os.cpu_count() or 1)
     with tqdm(total=len(names) * (1 + len(variants)) * len(formats), desc="export", unit="artifact",
               disable=not progress) as bar:
-        def report(folder_name, fmt_name, cached):
-            if fmt_name:
-                bar.set_postfix_str(f"{folder_name} {fmt_name}{' (cached)' if cached else ''}")
-            bar.update()
+        def report(text, done):
+            if text:
+                bar.set_postfix_str(text)
+            bar.update(done)
         if workers <= 1:  # in this process: training shows its epochs
             results = [export_family(name, formats, variants, exports, ds, report=report, progress=progress,
                                      **options) for name in names]
