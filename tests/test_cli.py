@@ -133,3 +133,26 @@ def test_the_measuring_core_imports_without_tensorflow():
     assert done.returncode == 0, done.stderr
     assert "imported without TensorFlow" in done.stdout
 
+
+
+def test_ctrl_c_sent_to_a_parallel_export_stops_its_workers_and_leaves_nothing(tmp_path):
+    """A SIGINT sent to the command alone (a `kill -INT`, not a terminal's Ctrl-C, which reaches
+    every process of the group) must still stop the worker processes at once, mid-training."""
+    import psutil
+    command = [sys.executable, "-c", "import sys; from fmnist.cli import export_main; sys.exit(export_main())",
+               "--format", "tflite", "--model", "mlp4x2", "mlp128", "--epochs", "200", "--subset", "3000",
+               "--exports", str(tmp_path / "exports"), "--results", str(tmp_path / "results"), "--quiet"]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    parent = psutil.Process(process.pid)
+    deadline = time.monotonic() + 120
+    while len(parent.children(recursive=True)) < 3 and time.monotonic() < deadline:  # a manager, two workers
+        time.sleep(0.5)
+    workers = parent.children(recursive=True)
+    time.sleep(15)  # into their training (200 epochs: minutes)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=90)
+    assert process.returncode == 130
+    assert err.strip().splitlines()[-1].startswith("interrupted") and "Traceback" not in err
+    psutil.wait_procs(workers, timeout=10)
+    assert not [w for w in workers if w.is_running() and w.status() != psutil.STATUS_ZOMBIE]
+    assert not [p for p in (tmp_path / "exports").rglob("*") if "tmp" in p.name]

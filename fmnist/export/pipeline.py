@@ -129,17 +129,18 @@ def _export_one(folder, record, record_sha, model, fmt, key, ctx, images, labels
 
 
 def export_family(name: str, formats: list[Format], variants: list[Variant], exports: Path,
-                  ds: fdata.FashionMNIST, *, report=None, progress=True, **options):
+                  ds: fdata.FashionMNIST, *, finetune_epochs: int | None = None, epochs: int | None = None,
+                  subset: int | None = None, force: bool = False, calibration_size: int = CALIBRATION_IMAGES,
+                  seed: int = environment.SEED, report=None, progress=True):
     """One model's base and variants, each exported to every format that applies to it: trained
     or derived first when missing. `report(text, artifacts_done)` is called as each artifact is
     done or not made. `progress`: training's epoch bars (bool), or a callable given a line per
     epoch. Returns (manifests, failures, skipped)."""
     from fmnist import train
-    train_options = {k: options[k] for k in ("finetune_epochs", "epochs", "subset", "seed") if k in options}
-    export_options = {k: options[k] for k in ("force", "calibration_size", "seed") if k in options}
     manifests, failures, skipped = [], [], []
     for variant in [Variant(), *variants]:
-        folder = train.derive(name, variant, exports, ds, progress=progress, **train_options)
+        folder = train.derive(name, variant, exports, ds, finetune_epochs=finetune_epochs, epochs=epochs,
+                              subset=subset, seed=seed, progress=progress)
         applicable = []
         for fmt in formats:
             reason = fmt.not_for(variant)
@@ -152,7 +153,7 @@ def export_family(name: str, formats: list[Format], variants: list[Variant], exp
         made, failed = export_model(folder, applicable, ds, on_done=report and (
             lambda fmt_name, manifest, cached, folder=folder:
                 report(f"{folder.name} {fmt_name}{' (cached)' if cached else ''}", 1)),
-            **export_options)
+            force=force, calibration_size=calibration_size, seed=seed)
         manifests += made
         failures += failed
     return manifests, failures, skipped
@@ -167,6 +168,30 @@ def _family_in_worker(events, *args, **kwargs):
     tf.config.threading.set_inter_op_parallelism_threads(1)
     return export_family(*args, report=lambda *event: events.put(event),
                          progress=lambda line: events.put((line, 0)), **kwargs)
+
+
+def _relay(events, report) -> None:
+    """Hand the workers' progress events to `report` until None, or until an interrupt has shut
+    the queue's manager down."""
+    try:
+        for event in iter(events.get, None):
+            report(*event)
+    except (EOFError, OSError):
+        pass
+
+
+def _interrupt_workers(pool, futures) -> None:
+    """Cancel what has not started and send SIGINT to the workers (a signal sent to this process
+    alone does not reach them): a KeyboardInterrupt unwinds their atomic writes, so nothing
+    half-written is left, and the pool's shutdown then finds them idle."""
+    import signal
+    for future in futures:
+        future.cancel()
+    for process in list(pool._processes.values()):  # the executor has no public handle on its workers
+        try:
+            os.kill(process.pid, signal.SIGINT)
+        except ProcessLookupError:
+            pass
 
 
 def export_all(names: list[str], formats: list[Format], variants: list[Variant], exports: Path,
@@ -196,11 +221,15 @@ def export_all(names: list[str], formats: list[Format], variants: list[Variant],
             with context.Manager() as manager, \
                     ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
                 events = manager.Queue()
-                relay = threading.Thread(target=lambda: [report(*e) for e in iter(events.get, None)], daemon=True)
+                relay = threading.Thread(target=_relay, args=(events, report), daemon=True)
                 relay.start()
                 futures = [pool.submit(_family_in_worker, events, name, formats, variants, exports, ds, **options)
                            for name in names]
-                results = [future.result() for future in futures]
+                try:
+                    results = [future.result() for future in futures]
+                except BaseException:  # Ctrl-C here: the workers stop now, not after their models
+                    _interrupt_workers(pool, futures)
+                    raise
                 events.put(None)
                 relay.join()
     return tuple([item for result in results for item in result[i]] for i in range(3))
