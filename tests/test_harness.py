@@ -39,6 +39,27 @@ def test_adapters_return_probabilities_of_the_right_shape(exported, session_expo
         assert np.all(probs >= 0) and np.allclose(probs.sum(axis=1), 1, atol=0.02)
 
 
+def test_a_graph_on_builtin_kernels_is_split_across_interpreters_with_the_same_outputs(
+        exported, session_exports, dataset, monkeypatch):
+    """LiteRT runs a 16x8 graph on builtin, single-threaded kernels: its accuracy pass is shared
+    between `threads` interpreters. The split must not change a single output."""
+    from fmnist.runtimes import litert
+    images = dataset.test_images[:101].astype(np.float32) / 255  # odd: the shards differ in size
+    path = model_dir(session_exports, "cnn32_64") / "tflite-int16x8" / "model.tflite"
+    opened = []
+    original = litert.LiteRTSession.__init__
+    monkeypatch.setattr(litert.LiteRTSession, "__init__",
+                        lambda self, path, threads: (opened.append(threads), original(self, path, threads))[1])
+    outputs = {}
+    for threads in (1, 2):
+        session = litert.LiteRTSession(path, threads)
+        session.bind(images[:1])
+        assert not session.delegated()
+        outputs[threads] = session.predict(images, batch_size=10)
+    assert opened == [1, 2, 1]  # with two threads, a second one-thread interpreter took half
+    np.testing.assert_array_equal(outputs[1], outputs[2])
+
+
 def test_gpu_runtimes_are_reported_not_dropped(measured):
     import onnxruntime
     cuda = measured["onnxruntime-cuda"]

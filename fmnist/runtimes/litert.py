@@ -1,6 +1,7 @@
 """LiteRT (ai_edge_litert), for every TFLite variant, with an explicit thread count."""
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from importlib import metadata
 
 import numpy as np
@@ -30,6 +31,7 @@ class LiteRTSession(Session):
         from fmnist import stderr_muted
         with stderr_muted():  # "INFO: Created TensorFlow Lite XNNPACK delegate" on every load
             self.interpreter = Interpreter(model_path=str(path), num_threads=threads)
+        self.path, self.threads = path, threads
         self.input = self.interpreter.get_input_details()[0]
         self.output = self.interpreter.get_output_details()[0]
         self.batch = None
@@ -47,10 +49,28 @@ class LiteRTSession(Session):
     def result(self):
         return dequantize(self.interpreter.get_tensor(self.output["index"]), self.output)
 
-    def extras(self, images, probabilities):
+    def delegated(self) -> bool:
         """Whether the default delegate (XNNPACK) took the graph: a 16x8 graph, for one, runs on
         the builtin kernels instead."""
-        return {"delegated": any(op["op_name"] == "DELEGATE" for op in self.interpreter._get_ops_details())}
+        return any(op["op_name"] == "DELEGATE" for op in self.interpreter._get_ops_details())
+
+    def predict(self, images, batch_size=256):
+        """On builtin kernels (no delegate), the images are split between `threads` interpreters run
+        side by side: the 16x8 kernels are single-threaded, so one interpreter would leave the other
+        cores idle through a 10,000-image accuracy pass (`invoke` releases the GIL). Same outputs,
+        same total batch in memory, half the time on two cores."""
+        shards = self.threads or 1
+        if shards == 1 or len(images) < shards or self.delegated():
+            return super().predict(images, batch_size)
+        sessions = [self] + [LiteRTSession(self.path, 1) for _ in range(shards - 1)]
+        size = max(1, batch_size // shards)
+        with ThreadPoolExecutor(shards) as pool:
+            parts = pool.map(lambda session, part: Session.predict(session, part, size),
+                             sessions, np.array_split(images, shards))
+            return np.concatenate(list(parts))
+
+    def extras(self, images, probabilities):
+        return {"delegated": self.delegated()}
 
 
 class LiteRT(Runtime):
