@@ -46,7 +46,7 @@ def require(job):
     return job
 
 
-def load(job):
+def load(job, threads=1):
     require(job)
     path = storage.verified_path(Path(job.folder), job.artifact, job.sha256)
-    return get_runtime(job.runtime).load(path, job.format, threads=1)
+    return get_runtime(job.runtime).load(path, job.format, threads=threads)

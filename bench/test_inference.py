@@ -2,6 +2,7 @@
 degrades. Timings compare only against a baseline saved on the same machine (see README.md);
 the parity thresholds are absolute for artifacts that passed their export gate, and relative to
 the figures recorded at export for those kept below it (flagged): they must not get worse."""
+import os
 from pathlib import Path
 
 from conftest import load, require
@@ -25,7 +26,7 @@ def test_parity_with_the_source_model(job, test_set):
     """On all test images; on the export gate's 1,000 for an artifact kept below its gate (to
     compare with what it scored then) and on a microcontroller runtime (TFLM's reference kernels
     take milliseconds an image on this host; the benchmark caches its full figures by file hash)."""
-    session = load(job)
+    session = load(job, threads=os.cpu_count())  # not timed: every core (LiteRT splits 16x8 passes)
     images, labels = test_set
     reference = storage.reference_probabilities(Path(job.reference))
     gate = job.meta.get("export_validation")
