@@ -24,9 +24,15 @@ def pct(value) -> str:
     return "" if value is None else f"{100 * value:.2f}%"
 
 
+def _features(machine: dict) -> str:
+    """', with avx2, fma' (a CPU's name does not tell its vector extensions); '' for older records."""
+    features = machine.get("cpu_features")
+    return f", with {', '.join(features)}" if features else ""
+
+
 def environment_lines(env: dict) -> list[str]:
     versions = ", ".join(f"{k} {v}" for k, v in env["versions"].items() if v)
-    return [f"- CPU: {env['cpu']} ({env['cores']} cores, {env['machine']}), Python {env['python']}",
+    return [f"- CPU: {env['cpu']} ({env['cores']} cores, {env['machine']}{_features(env)}), Python {env['python']}",
             f"- Libraries: {versions}",
             f"- Seed: {env['seed']}; run on {env['date']}"]
 
@@ -496,7 +502,7 @@ def devices_page(document: dict, plot_path: Path) -> list[str]:
         rows.append([model, *cells])
     plots.best_latency_by_machine({label: {model: r["latency_us"]["p50"] for (model, l), r in best.items()
                                            if l == label and r} for label in labels}, plot_path)
-    described = [f"- **{label}**: {m['cpu']}, {m['architecture']}, {m['cores']} cores, {m['os']}, Python {m['python']}"
+    described = [f"- **{label}**: {m['cpu']}{_features(m)}, {m['architecture']}, {m['cores']} cores, {m['os']}, Python {m['python']}"
                  for label, m in machines.items() if label in labels]
     return ["# Devices: the same artifacts on each machine", "",
             "Written by `fmnist-bench` / `fmnist-bench merge` from real runs: the host's own benchmark and each "

@@ -97,3 +97,18 @@ def test_merge_adds_the_device_once_and_refuses_altered_or_foreign_files(device_
         assert cli.bench_main(["merge", str(bad), "--results", str(tmp_path)]) == 1
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and message in err
+
+
+def test_a_machine_is_named_with_its_vector_extensions(tmp_path):
+    """Two CPUs with one name can differ tenfold in int8 speed: figures measured on one must not be
+    reused on the other, and results must say which it was."""
+    from fmnist import environment, report
+    x86, arm = tmp_path / "x86", tmp_path / "arm"
+    x86.write_text("model name\t: AMD EPYC\nflags\t\t: fpu sse2 avx avx2 fma avx512f avx512_vnni\n")
+    arm.write_text("processor\t: 0\nFeatures\t: fp asimd asimddp crc32\n")
+    assert environment.cpu_features(str(x86)) == ["avx2", "fma", "avx512f", "avx512_vnni"]
+    assert environment.cpu_features(str(arm)) == ["asimd", "asimddp"]
+    assert environment.cpu_features(str(tmp_path / "missing")) == []
+    here = environment.machine("host")
+    assert here["cpu_features"] == environment.cpu_features()
+    assert f"{', '.join(here['cpu_features'])})" in report.environment_lines(environment.describe())[0]
