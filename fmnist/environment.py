@@ -18,28 +18,26 @@ SIMD_FEATURES = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vn
                  "asimd", "asimddp", "i8mm", "sve")
 
 
-def cpu_model() -> str:
+def _cpuinfo(keys: tuple, path: str = "/proc/cpuinfo") -> str | None:
+    """The value of the first /proc/cpuinfo line whose name is one of `keys`; None where unknown."""
     try:
-        with open("/proc/cpuinfo") as f:
+        with open(path) as f:
             for line in f:
-                if line.startswith("model name"):
+                if line.startswith(keys):
                     return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    return None
+
+
+def cpu_model() -> str:
+    return _cpuinfo(("model name",)) or platform.processor() or platform.machine()
 
 
 def cpu_features(cpuinfo: str = "/proc/cpuinfo") -> list[str]:
     """Which of SIMD_FEATURES this CPU has (x86's `flags`, Arm's `Features`); [] where unknown."""
-    try:
-        with open(cpuinfo) as f:
-            for line in f:
-                if line.startswith(("flags", "Features")):
-                    have = set(line.split(":", 1)[1].split())
-                    return [name for name in SIMD_FEATURES if name in have]
-    except OSError:
-        pass
-    return []
+    have = set((_cpuinfo(("flags", "Features"), cpuinfo) or "").split())
+    return [name for name in SIMD_FEATURES if name in have]
 
 
 def versions() -> dict:
