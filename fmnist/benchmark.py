@@ -7,6 +7,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from fmnist import environment, report, storage
+from fmnist.config import RunConfig
 from fmnist.harness import Settings, overhead_check, run_isolated
 from fmnist.jobs import NATIVE_FORMAT, collect_jobs
 from fmnist.runtimes import get_runtime
@@ -34,20 +35,17 @@ def measured_runtimes(formats: list[str], runtimes: list[str]) -> list[str]:
 
 
 def run(names: list[str], formats: list[str], runtimes: list[str], variants: list, exports: Path,
-        results: Path, *, data_dir=None, settings: Settings | None = None, finetune_epochs: int | None = None,
-        epochs: int | None = None, subset: int | None = None, progress: bool = True) -> dict:
+        results: Path, config: RunConfig = RunConfig(), settings: Settings = Settings(), *, data_dir=None,
+        progress: bool = True) -> dict:
     """Everything `tox -e bench` does; returns the results document it wrote."""
     from fmnist import data, export
     from fmnist.export.pipeline import export_all
-    settings = settings or Settings()
     runtimes = measured_runtimes(formats, runtimes)
     clock = time.perf_counter()
     seconds = {}
     ds = data.load(data_dir)
     exported_formats = [export.get_format(f) for f in formats if f != NATIVE_FORMAT]
-    _, failures, skipped = export_all(names, exported_formats, variants, exports, ds,
-                                      finetune_epochs=finetune_epochs, epochs=epochs, subset=subset,
-                                      progress=progress)
+    _, failures, skipped = export_all(names, exported_formats, variants, exports, ds, config, progress=progress)
     seconds["train_and_export"] = time.perf_counter() - clock
     folders = {}
     for name in names:

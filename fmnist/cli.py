@@ -12,6 +12,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from fmnist.config import CALIBRATION_IMAGES, RunConfig
 from fmnist.models import UnknownModel, get_spec, list_models
 
 MAX_CALIBRATION = 60_000  # the training set: calibration never uses a test image
@@ -47,8 +48,13 @@ def calibration_size(text: str) -> int:
 
 
 def sparsity_fraction(text: str) -> float:
-    """0.01-0.99: a variant is named by its whole percent, and 0% or 100% pruning is no variant."""
-    return _number(float, text, 0.01, 0.99, "sparsity fraction (e.g. 0.5)")
+    """0.01-0.99 (0% or 100% pruning is no variant), to at most four decimals: a variant is named by
+    its percent (0.504 is pruned-50.4), so two sparsities never share a name or a folder."""
+    from fmnist.variants import SPARSITY_DECIMALS
+    value = _number(float, text, 0.01, 0.99, "sparsity fraction (e.g. 0.5)")
+    if round(value, SPARSITY_DECIMALS) != value:
+        raise argparse.ArgumentTypeError(f"{text}: give the sparsity to at most {SPARSITY_DECIMALS} decimals")
+    return value
 
 
 def _list(parser, flag: str, what: str, help_: str) -> None:
@@ -56,7 +62,7 @@ def _list(parser, flag: str, what: str, help_: str) -> None:
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--exports", "--out", dest="exports", type=Path, default=None, metavar="DIR",
+    parser.add_argument("--exports", type=Path, default=None, metavar="DIR",
                         help="where trained models and artifacts live (default: exports/ or $FMNIST_EXPORTS)")
     parser.add_argument("--data-dir", type=Path, default=None,
                         help="folder with the four Fashion-MNIST IDX gz files (default: searched, see README)")
@@ -152,10 +158,11 @@ def train_main(argv=None) -> int:
     _writable(parser, args.results, "--results")
 
     from fmnist import data, report, train
+    from fmnist.config import RunConfig
     ds = data.load(args.data_dir)
+    config = RunConfig(epochs=args.epochs, subset=args.subset, force=args.force, retrain_damaged=True)
     for name in names:
-        train.train(name, exports, ds, epochs=args.epochs, subset=args.subset, force=args.force,
-                    progress=not args.quiet)
+        train.train(name, exports, ds, config, progress=not args.quiet)
     path = report.write_training(exports, args.results)
     print(f"wrote {path}")
     return 0
@@ -181,8 +188,8 @@ def export_main(argv=None) -> int:
                         help="also a magnitude-pruned variant at this sparsity, 0.01-0.99 (with --qat: "
                              "prune-preserving QAT too)")
     _variant_options(parser)
-    parser.add_argument("--calibration-size", type=calibration_size, default=300,
-                        help=f"training images used to calibrate int8 quantization (default 300, at most "
+    parser.add_argument("--calibration-size", type=calibration_size, default=CALIBRATION_IMAGES,
+                        help=f"training images used to calibrate int8 quantization (default {CALIBRATION_IMAGES}, at most "
                              f"{MAX_CALIBRATION:,})")
     parser.add_argument("--force", action="store_true", help="re-export even when a cached artifact matches")
     parser.add_argument("--strict", action="store_true",
@@ -202,10 +209,11 @@ def export_main(argv=None) -> int:
 
     from fmnist import data, variants
     from fmnist.export.pipeline import export_all, gate_warning
+    config = RunConfig(epochs=args.epochs, subset=args.subset, finetune_epochs=args.finetune_epochs,
+                       force=args.force, calibration_size=args.calibration_size)
     manifests, failures, skipped = export_all(
-        names, formats, variants.requested(args.qat, args.prune), exports, data.load(args.data_dir),
-        finetune_epochs=args.finetune_epochs, epochs=args.epochs, subset=args.subset, force=args.force,
-        calibration_size=args.calibration_size, progress=not args.quiet)
+        names, formats, variants.requested(args.qat, args.prune), exports, data.load(args.data_dir), config,
+        progress=not args.quiet)
     rows = [[m["model"], m["variant"], m["format"], f"{m['size_bytes']:,}", f"{m['size_gzip_bytes']:,}",
              f"{m['validation']['agreement']:.4f}", f"{m['validation']['max_abs_diff']:.1e}",
              f"{100 * m['validation']['accuracy']:.1f}%", "yes" if m["validation"]["passed"] else "⚠ no"]
@@ -325,10 +333,10 @@ def bench_main(argv=None) -> int:
     from fmnist.harness import Settings
     settings = Settings(min_calls=args.min_calls, min_seconds=args.min_seconds, reuse_figures=not args.remeasure,
                         **({"threads": args.threads} if args.threads else {}))
+    config = RunConfig(epochs=args.epochs, subset=args.subset, finetune_epochs=args.finetune_epochs)
     document = benchmark.run(
         names, formats, runtimes, variants.requested(not args.no_qat, None if args.no_prune else args.prune),
-        exports, args.results, data_dir=args.data_dir, settings=settings,
-        finetune_epochs=args.finetune_epochs, epochs=args.epochs, subset=args.subset, progress=not args.quiet)
+        exports, args.results, config, settings, data_dir=args.data_dir, progress=not args.quiet)
     counts = {s: sum(r["status"] == s for r in document["records"]) for s in ("ok", "error", "unavailable")}
     flagged = sum(bool(r.get("flagged")) for r in document["records"])
     print(f"wrote {args.results}/: {counts['ok']} rows measured ({flagged} flagged), {counts['error']} errors, "

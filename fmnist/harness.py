@@ -200,11 +200,14 @@ def _measure_or_reuse(runtime, job: Job, images, labels, settings: Settings, des
     everything afresh."""
     if not settings.reuse_figures:
         return measure(runtime, job, images, labels, settings)
+    from fmnist.codehash import code_digest
     from fmnist.environment import HOST_LABEL, machine
     from fmnist.storage import cache_key, cached_measurement, read_record, write_measurement
+    verified_path(Path(job.folder), job.artifact, job.sha256)  # a reused figure is of this very file
     key = cache_key({"artifact": job.sha256, "reference": read_record(Path(job.reference))["probabilities_sha256"],
                      "runtime": described, "format": job.format, "machine": machine(HOST_LABEL),
-                     "settings": {k: v for k, v in asdict(settings).items() if k != "reuse_figures"}})
+                     "settings": {k: v for k, v in asdict(settings).items() if k != "reuse_figures"},
+                     "code": code_digest(measure, runtime)})
     figures = cached_measurement(Path(job.folder), runtime.name, key)
     if figures is None:
         figures = measure(runtime, job, images, labels, settings)

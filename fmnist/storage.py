@@ -178,13 +178,18 @@ def verified_record(folder: Path, weights: bool = True) -> Record:
     return record
 
 
-def cached_record(folder: Path, key: str) -> Record | None:
-    """The record of a finished, intact model folder trained with this cache key, else None
-    (anything missing, damaged or stale is simply made again)."""
+def cached_record(folder: Path, key: str, retrain_damaged: bool = False) -> Record | None:
+    """The record of an intact model folder trained with this cache key; None when there is none
+    or it was made another way (to be trained). A folder whose files no longer match its record
+    raises TrainedModelError, unless `retrain_damaged` (then None: it is trained again)."""
+    if not Path(folder).exists():
+        return None
     try:
         record = verified_record(folder)
     except TrainedModelError:
-        return None
+        if retrain_damaged:
+            return None
+        raise
     return record if record["cache_key"] == key else None
 
 

@@ -23,6 +23,8 @@ from tqdm import tqdm
 import fmnist
 from fmnist import data as fdata, environment, plots, storage
 from fmnist.atomic import atomic_dir, write_json
+from fmnist.codehash import code_digest
+from fmnist.config import RunConfig
 from fmnist.models import ModelSpec, Recipe, count_macs, create_model, get_spec, load_trained
 from fmnist.storage import SWEEP_DIR, model_dir
 from fmnist.variants import BASE, Variant
@@ -120,6 +122,7 @@ def training_arrays(spec: ModelSpec, ds: fdata.FashionMNIST, subset: int | None,
 
 
 TRAINING_LIBRARIES = ("tensorflow", "tf-keras")
+NOT_TRAINING_CODE = ("fmnist.plots", "fmnist.storage", "fmnist.environment", "fmnist.atomic")
 FINETUNING_LIBRARIES = (*TRAINING_LIBRARIES, "tensorflow-model-optimization")
 
 
@@ -128,18 +131,22 @@ def _versions(names) -> dict:
     return {k: v for k, v in environment.versions().items() if k in names}
 
 
-def _base_key(spec: ModelSpec, ds, epochs, subset, seed) -> dict:
+def _base_key(spec: ModelSpec, ds, epochs, subset, seed, code) -> dict:
+    """What a trained result depends on: the architecture, recipe and overrides, seed, data, library
+    versions, and the code that trains it (`code`: functions whose fmnist definitions are digested;
+    plots, storage and the environment's description change no weight and are left out)."""
     return {"layers": repr(spec.layers), "recipe": repr(spec.recipe), "epochs": epochs, "subset": subset,
-            "seed": seed, "data": ds.sha256, "versions": _versions(TRAINING_LIBRARIES)}
+            "seed": seed, "data": ds.sha256, "versions": _versions(TRAINING_LIBRARIES),
+            "code": code_digest(*code, exclude=NOT_TRAINING_CODE)}
 
 
-def lr_sweep(name: str, exports: Path, ds, *, subset=None, seed=environment.SEED, progress=True) -> dict:
+def lr_sweep(name: str, exports: Path, ds, config: RunConfig = RunConfig(), progress=True) -> dict:
     """README 001's learning-rate sweep as its own cached step; returns its record (with `pick`)."""
-    spec = get_spec(name)
+    spec, subset, seed = get_spec(name), config.subset, config.seed
     sweep = spec.recipe.lr_sweep
     epochs = sweep.epochs
     folder = Path(exports) / SWEEP_DIR / name
-    key = storage.cache_key({**_base_key(spec, ds, epochs, subset, seed), "sweep": repr(sweep)})
+    key = storage.cache_key({**_base_key(spec, ds, epochs, subset, seed, [lr_sweep]), "sweep": repr(sweep)})
     try:
         cached = json.loads((folder / "sweep.json").read_text())
         if cached.get("cache_key") == key:
@@ -195,22 +202,21 @@ def _history(history) -> dict:
     return {k: [float(v) for v in vals] for k, vals in history.history.items()}
 
 
-def train(name: str, exports: Path = storage.DEFAULT_EXPORTS, ds: fdata.FashionMNIST | None = None, *,
-          epochs: int | None = None, subset: int | None = None, force: bool = False,
-          seed: int = environment.SEED, progress: bool = True) -> Path:
+def train(name: str, exports: Path = storage.DEFAULT_EXPORTS, ds: fdata.FashionMNIST | None = None,
+          config: RunConfig = RunConfig(), progress=True) -> Path:
     """Train `name` by its recipe unless an identical run is cached; returns the model folder."""
-    spec = get_spec(name)
+    spec, subset, seed = get_spec(name), config.subset, config.seed
     ds = ds or fdata.load()
-    recipe = replace(spec.recipe, epochs=epochs or spec.recipe.epochs)
+    recipe = replace(spec.recipe, epochs=config.epochs or spec.recipe.epochs)
     sweep = None
     if recipe.lr_sweep:
         # the sweep keeps its own 40-epoch schedule: cutting it short would change what it measures
-        sweep = lr_sweep(name, exports, ds, subset=subset, seed=seed, progress=progress)
+        sweep = lr_sweep(name, exports, ds, config, progress=progress)
         recipe = replace(recipe, learning_rate=sweep["pick"])
     folder = model_dir(exports, name)
-    key = storage.cache_key({**_base_key(spec, ds, recipe.epochs, subset, seed),
+    key = storage.cache_key({**_base_key(spec, ds, recipe.epochs, subset, seed, [train]),
                              "learning_rate": recipe.learning_rate})
-    if not force and storage.cached_record(folder, key):
+    if not config.force and storage.cached_record(folder, key, config.retrain_damaged):
         return folder
 
     keras.utils.set_random_seed(seed)
@@ -245,24 +251,23 @@ def _kernels(model) -> list[np.ndarray]:
     return [w.numpy() for w in model.weights if w.name.rsplit("/", 1)[-1] == "kernel:0"]
 
 
-def derive(name: str, variant: Variant, exports: Path, ds: fdata.FashionMNIST, *,
-           finetune_epochs: int | None = None, epochs: int | None = None, subset: int | None = None,
-           force: bool = False, seed: int = environment.SEED, progress: bool = True) -> Path:
+def derive(name: str, variant: Variant, exports: Path, ds: fdata.FashionMNIST, config: RunConfig = RunConfig(),
+           progress=True) -> Path:
     """Make (or reuse) the variant's folder from its parent (trained or derived first if missing,
     with the same quick-run overrides); returns its folder."""
     if variant.is_base:
-        return train(name, exports, ds, epochs=epochs, subset=subset, force=force, seed=seed, progress=progress)
-    spec = get_spec(name)
-    parent = derive(name, variant.parent, exports, ds, finetune_epochs=finetune_epochs, epochs=epochs,
-                    subset=subset, seed=seed, progress=progress)
+        return train(name, exports, ds, config, progress=progress)
+    spec, subset, seed = get_spec(name), config.subset, config.seed
+    parent = derive(name, variant.parent, exports, ds, replace(config, force=False), progress=progress)
     parent_record = storage.verified_record(parent)
-    epochs_ = finetune_epochs or variant.finetune_epochs
+    epochs_ = config.finetune_epochs or variant.finetune_epochs
     folder = model_dir(exports, name, variant.name)
     key = storage.cache_key({"parent": parent_record["cache_key"], "parent_model": parent_record["model_sha256"],
                              "variant": variant.as_dict(), "how": variant.how, "epochs": epochs_,
                              "lr_factor": FINETUNE_LR_FACTOR, "subset": subset, "seed": seed,
-                             "versions": _versions(FINETUNING_LIBRARIES)})
-    if not force and storage.cached_record(folder, key):
+                             "versions": _versions(FINETUNING_LIBRARIES),
+                             "code": code_digest(derive, Variant, exclude=NOT_TRAINING_CODE)})
+    if not config.force and storage.cached_record(folder, key, config.retrain_damaged):
         return folder
 
     recipe = parent_record["recipe"]

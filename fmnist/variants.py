@@ -10,11 +10,15 @@ The methods that build Keras models import tfmot when called.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 
-from fmnist.registry import Registry
+from fmnist.registry import Registry, UnknownName
 
 MIN_PRUNABLE_WEIGHTS = 1024  # a layer smaller than this keeps all its weights: it has none to spare
+
+
+SPARSITY_DECIMALS = 4  # sparsity is kept to 0.01 %, so a name (pruned-50.4) stands for one sparsity only
 
 
 @dataclass(frozen=True)
@@ -22,10 +26,31 @@ class Variant:
     prune: float | None = None      # target sparsity of the pruned kernels
     qat: bool = False               # quantization-aware (fine-tuned with fake-quant nodes)
 
+    def __post_init__(self):
+        if self.prune is not None:  # two sparsities that share a name are one variant
+            object.__setattr__(self, "prune", round(float(self.prune), SPARSITY_DECIMALS))
+
     @property
     def name(self) -> str:
-        parts = ([f"pruned-{round(self.prune * 100)}"] if self.prune else []) + (["qat"] if self.qat else [])
+        """base, qat, pruned-50, pruned-50.4, pruned-50-qat: the percent in full, never rounded away."""
+        percent = f"{round(self.prune * 100, SPARSITY_DECIMALS - 2):g}" if self.prune else None
+        parts = ([f"pruned-{percent}"] if percent else []) + (["qat"] if self.qat else [])
         return "-".join(parts) or "base"
+
+    @classmethod
+    def from_name(cls, name: str) -> Variant:
+        """The variant a name stands for (the inverse of `name`); UnknownName when it is none."""
+        match = re.fullmatch(r"(?:pruned-(\d+(?:\.\d+)?))?(-?qat)?|base", name)
+        if not match or name in ("", "-qat") or (match.group(2) == "-qat" and not match.group(1)):
+            raise UnknownName(f"unknown variant {name!r}; variants are base, qat, pruned-P and pruned-P-qat "
+                              f"(P: percent of pruned weights, e.g. {', '.join(_VARIANTS.names())})")
+        prune = float(match.group(1)) / 100 if match.group(1) else None
+        if prune is not None and not 0 < prune < 1:
+            raise UnknownName(f"unknown variant {name!r}: a pruned percent is between 0 and 100")
+        variant = cls(prune=prune, qat=bool(match.group(2)))
+        if variant.name != name:
+            raise UnknownName(f"unknown variant {name!r}; write the percent as {variant.name!r}")
+        return variant
 
     @property
     def is_base(self) -> bool:
@@ -116,13 +141,19 @@ class Variant:
 
 
 BASE = Variant()
+# The variants `fmnist-bench` makes by default; any other sparsity is a Variant made on request,
+# found by its name (get_variant), never added here by reading a record.
 _VARIANTS = Registry("variant")
-register_variant, list_variants, get_variant = _VARIANTS.register, _VARIANTS.names, _VARIANTS.get
+register_variant, list_variants = _VARIANTS.register, _VARIANTS.names
+
+
+def get_variant(name: str) -> Variant:
+    return Variant.from_name(name)
 
 
 def from_record(record: dict) -> Variant:
     """The variant a trained model folder was made as (its record carries the definition)."""
-    return register_variant(Variant(**record["derivation"]))
+    return Variant(**record["derivation"])
 
 
 def requested(qat: bool, prune: float | None) -> list[Variant]:
@@ -134,7 +165,7 @@ def requested(qat: bool, prune: float | None) -> list[Variant]:
         wanted.append(Variant(qat=True))
     if qat and prune is not None:
         wanted.append(Variant(prune=prune, qat=True))
-    return [register_variant(v) for v in wanted]
+    return wanted
 
 
 for _v in (BASE, Variant(qat=True), Variant(prune=0.5), Variant(prune=0.5, qat=True)):

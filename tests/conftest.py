@@ -3,6 +3,7 @@ import pytest
 
 import fmnist  # noqa: F401  (tf_keras before TensorFlow)
 from fmnist import data, harness, models, variants
+from fmnist.config import RunConfig
 from fmnist.export import list_formats
 from fmnist.jobs import collect_jobs
 from fmnist.runtimes import list_runtimes
@@ -30,7 +31,7 @@ def trained(dataset, session_exports):
     from fmnist import train
 
     def get(name):
-        return train.train(name, session_exports, dataset, epochs=1, subset=SUBSET, progress=False)
+        return train.train(name, session_exports, dataset, RunConfig(epochs=1, subset=SUBSET), progress=False)
     return get
 
 
@@ -42,7 +43,7 @@ def exported(dataset, session_exports):
     from fmnist.export.pipeline import export_all
     formats = [export.get_format(f) for f in export.list_formats()]
     results = [export_all(MODELS if not chosen else VARIANT_MODELS, formats, chosen, session_exports, dataset,
-                          finetune_epochs=1, epochs=1, subset=SUBSET, progress=False) for chosen in ([], VARIANTS)]
+                          RunConfig(finetune_epochs=1, epochs=1, subset=SUBSET), progress=False) for chosen in ([], VARIANTS)]
     manifests = {(m["model"], m["variant"], m["format"]): m for r in results for m in r[0]}
     return manifests, [f for r in results for f in r[1]], [s for r in results for s in r[2]]
 

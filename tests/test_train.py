@@ -9,6 +9,7 @@ import pytest
 from importlib import metadata
 
 from fmnist import models, plots, storage, train
+from fmnist.config import RunConfig
 
 
 def test_record_holds_recipe_history_and_provenance(trained, dataset):
@@ -24,25 +25,30 @@ def test_record_holds_recipe_history_and_provenance(trained, dataset):
         assert (folder / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_second_run_reuses_the_cached_model_and_force_retrains(trained, dataset, session_exports):
-    folder = trained("mlp128")
+def _copy(trained, name, where):
+    """A private copy of a session model: a test that retrains it leaves the shared one alone."""
+    shutil.copytree(trained(name), where / name)
+    return where / name
+
+
+def test_second_run_reuses_the_cached_model_and_force_retrains(trained, dataset, tmp_path):
+    folder = _copy(trained, "mlp128", tmp_path)
     before = (folder / storage.MODEL_FILE).stat().st_mtime_ns
-    assert trained("mlp128") == folder
+    assert train.train("mlp128", tmp_path, dataset, RunConfig(epochs=1, subset=4000), progress=False) == folder
     assert (folder / storage.MODEL_FILE).stat().st_mtime_ns == before
-    train.train("mlp128", session_exports, dataset, epochs=1, subset=4000, force=True, progress=False)
+    train.train("mlp128", tmp_path, dataset, RunConfig(epochs=1, subset=4000, force=True), progress=False)
     assert (folder / storage.MODEL_FILE).stat().st_mtime_ns != before
 
 
-def test_a_changed_recipe_override_is_not_served_from_cache(trained, dataset, session_exports):
-    trained("mlp4x2")
-    folder = train.train("mlp4x2", session_exports, dataset, epochs=2, subset=4000, progress=False)
-    assert storage.read_record(folder)["epochs_run"] == 2
-    trained("mlp4x2")  # back to the session's one-epoch model for the other tests
+def test_a_changed_recipe_override_is_not_served_from_cache(trained, dataset, tmp_path):
+    folder = _copy(trained, "mlp4x2", tmp_path)
     assert storage.read_record(folder)["epochs_run"] == 1
+    train.train("mlp4x2", tmp_path, dataset, RunConfig(epochs=2, subset=4000), progress=False)
+    assert storage.read_record(folder)["epochs_run"] == 2
 
 
 def test_stop_rule_ends_training_early_and_says_why(dataset, tmp_path):
-    folder = train.train("mlp512_stop", tmp_path, dataset, subset=4000, progress=False)
+    folder = train.train("mlp512_stop", tmp_path, dataset, RunConfig(subset=4000), progress=False)
     record = storage.read_record(folder)
     assert record["epochs_run"] < record["epochs_planned"] == 5
     assert "accuracy" in record["stop_reason"] or "loss" in record["stop_reason"]
@@ -57,17 +63,17 @@ def test_lr_sweep_runs_its_own_schedule_and_feeds_the_model(trained, session_exp
     assert (session_exports / storage.SWEEP_DIR / "mlp4x3_tuned" / "lr_vs_loss.png").is_file()
 
 
-def test_interrupted_training_leaves_the_previous_model_intact(trained, dataset, session_exports, monkeypatch):
-    folder = trained("mlp512")
+def test_interrupted_training_leaves_the_previous_model_intact(trained, dataset, tmp_path, monkeypatch):
+    folder = _copy(trained, "mlp512", tmp_path)
     before = (folder / storage.RECORD_FILE).read_bytes()
 
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
     monkeypatch.setattr(plots, "confusion_matrix", interrupt)
     with pytest.raises(KeyboardInterrupt):
-        train.train("mlp512", session_exports, dataset, epochs=1, subset=4000, force=True, progress=False)
+        train.train("mlp512", tmp_path, dataset, RunConfig(epochs=1, subset=4000, force=True), progress=False)
     assert (folder / storage.RECORD_FILE).read_bytes() == before
-    assert not [p for p in session_exports.iterdir() if p.name.startswith(".")]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
 def test_missing_or_corrupt_model_is_a_clear_error(trained, tmp_path):
@@ -80,26 +86,28 @@ def test_missing_or_corrupt_model_is_a_clear_error(trained, tmp_path):
         models.load_trained(folder)
 
 
-def test_a_damaged_model_is_retrained_not_served_from_cache(trained, dataset, tmp_path):
-    folder = tmp_path / "mlp128"
-    shutil.copytree(trained("mlp128"), folder)
+def test_a_damaged_model_stops_export_and_is_retrained_only_by_fmnist_train(trained, dataset, tmp_path):
+    folder = _copy(trained, "mlp128", tmp_path)
     with h5py.File(folder / storage.MODEL_FILE, "r+") as f:  # one kernel overwritten, as in the issue
         kernel = next(d for d in _datasets(f) if d.ndim == 2)
         kernel[...] = 0
-    train.train("mlp128", tmp_path, dataset, epochs=1, subset=4000, progress=False)
-    record = storage.verified_record(folder)  # retrained: its files match its record again
+    damaged = (folder / storage.MODEL_FILE).read_bytes()
+    with pytest.raises(storage.TrainedModelError, match="does not match its record"):  # export's and bench's way
+        train.train("mlp128", tmp_path, dataset, RunConfig(epochs=1, subset=4000), progress=False)
+    assert (folder / storage.MODEL_FILE).read_bytes() == damaged  # nothing replaced
+    train.train("mlp128", tmp_path, dataset, RunConfig(epochs=1, subset=4000, retrain_damaged=True), progress=False)
+    record = storage.verified_record(folder)  # fmnist-train's way: retrained, its files match its record again
     assert record["test_accuracy"] > 0.5
 
 
-def test_an_incomplete_record_is_retrained(trained, dataset, tmp_path):
-    folder = tmp_path / "mlp128"
-    shutil.copytree(trained("mlp128"), folder)
+def test_an_incomplete_record_is_an_error_until_fmnist_train_retrains_it(trained, dataset, tmp_path):
+    folder = _copy(trained, "mlp128", tmp_path)
     record = json.loads((folder / storage.RECORD_FILE).read_text())
     del record["test_accuracy"]
     (folder / storage.RECORD_FILE).write_text(json.dumps(record))
     with pytest.raises(storage.TrainedModelError, match="incomplete training record"):
-        storage.read_record(folder)
-    train.train("mlp128", tmp_path, dataset, epochs=1, subset=4000, progress=False)
+        train.train("mlp128", tmp_path, dataset, RunConfig(epochs=1, subset=4000), progress=False)
+    train.train("mlp128", tmp_path, dataset, RunConfig(epochs=1, subset=4000, retrain_damaged=True), progress=False)
     assert "test_accuracy" in storage.read_record(folder)
 
 

@@ -10,18 +10,22 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+import traceback
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from fmnist import data as fdata, environment, storage
 from fmnist.atomic import atomic_dir, write_json
+from fmnist.codehash import code_digest
+from fmnist.config import RunConfig
 from fmnist.export.base import ExportContext, Format
 from fmnist.metrics import VALIDATION_IMAGES, parity
 from fmnist.runtimes import get_runtime
 from fmnist.variants import Variant, from_record
 
-CALIBRATION_IMAGES = 300
+PACKAGE_DIR = Path(__file__).resolve().parent.parent
 
 
 def calibration_set(ds: fdata.FashionMNIST, size: int, seed: int):
@@ -55,14 +59,23 @@ def gate_warning(manifest: dict) -> str | None:
             f"accuracy {100 * (v['accuracy'] - v['source_accuracy']):+.2f} pts on {v['slice']}")
 
 
+def raised_by_a_library(error: BaseException) -> bool:
+    """Whether the innermost frame of the error is outside this package (in TensorFlow's converter,
+    tf2onnx, ONNX Runtime...): a deterministic refusal worth remembering, not a bug of ours."""
+    frames = traceback.extract_tb(error.__traceback__)
+    return bool(frames) and not Path(frames[-1].filename).resolve().is_relative_to(PACKAGE_DIR)
+
+
 def _cache_key(record_sha: str, fmt: Format, calibration_indices) -> str:
+    """The source model, the format and its settings, the calibration images, the versions, and the
+    code: the format's converter, the manifest and validation, and the runtime that validates it."""
     return storage.cache_key({"record": record_sha, "format": fmt.name, "settings": fmt.settings(),
                               "calibration": calibration_indices if fmt.calibrated else None,
-                              "versions": environment.versions()})
+                              "versions": environment.versions(),
+                              "code": code_digest(fmt, _export_one, get_runtime(fmt.runtime))})
 
 
-def export_model(folder: Path, formats: list[Format], ds: fdata.FashionMNIST, *, force: bool = False,
-                 calibration_size: int = CALIBRATION_IMAGES, seed: int = environment.SEED,
+def export_model(folder: Path, formats: list[Format], ds: fdata.FashionMNIST, config: RunConfig = RunConfig(),
                  on_done=None) -> tuple[list[dict], list[dict]]:
     """Export one trained model folder to each format; returns the manifests (cached or new) and
     failures ({"folder", "format", "error"}): one format failing does not stop the others.
@@ -71,12 +84,12 @@ def export_model(folder: Path, formats: list[Format], ds: fdata.FashionMNIST, *,
     folder = Path(folder)
     record = storage.verified_record(folder)  # a damaged model is one error here, not one per format
     record_sha = storage.file_sha256(folder / storage.RECORD_FILE)
-    indices, calibration = calibration_set(ds, calibration_size, seed)
+    indices, calibration = calibration_set(ds, config.calibration_size, config.seed)
     manifests, todo, failures = {}, [], []
     for fmt in formats:
         key = _cache_key(record_sha, fmt, indices)
-        cached = None if force else storage.cached_manifest(folder / fmt.name, key)
-        failed = None if force else storage.cached_failure(folder, fmt.name, key)
+        cached = None if config.force else storage.cached_manifest(folder / fmt.name, key)
+        failed = None if config.force else storage.cached_failure(folder, fmt.name, key)
         if cached:
             manifests[fmt.name] = cached
         elif failed:
@@ -93,67 +106,82 @@ def export_model(folder: Path, formats: list[Format], ds: fdata.FashionMNIST, *,
         reference = model.predict(images, batch_size=VALIDATION_IMAGES, verbose=0)
         with tempfile.TemporaryDirectory(prefix="fmnist-export-") as scratch:
             ctx = ExportContext(calibration, indices, Path(scratch), record["model"], from_record(record))
+            source = Source(folder, record, record_sha, model, images, labels, reference, config.seed)
             for fmt, key in todo:
                 try:
-                    manifests[fmt.name] = _export_one(folder, record, record_sha, model, fmt, key, ctx,
-                                                      images, labels, reference, seed)
-                except Exception as e:  # a converter's own failure: recorded, and the others go on
-                    failures.append(storage.write_failure(
-                        folder, fmt.name, f"{folder.name} {fmt.name}: conversion failed "
-                        f"({type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''})", key))
+                    manifests[fmt.name] = _export_one(source, fmt, key, ctx)
+                except Exception as e:  # one format failing does not stop the others
+                    message = (f"{folder.name} {fmt.name}: conversion failed "
+                               f"({type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''})")
+                    if raised_by_a_library(e):  # the converter's own refusal: remembered until the key changes
+                        failures.append(storage.write_failure(folder, fmt.name, message, key))
+                    else:  # a bug in fmnist itself: reported, never remembered
+                        failures.append({"folder": folder.name, "format": fmt.name,
+                                         "error": message.replace("conversion failed", "fmnist error")})
                 if on_done:
                     on_done(fmt.name, manifests.get(fmt.name), False)
     return [manifests[fmt.name] for fmt in formats if fmt.name in manifests], failures
 
 
-def _export_one(folder, record, record_sha, model, fmt, key, ctx, images, labels, reference, seed) -> dict:
+@dataclass(frozen=True)
+class Source:
+    """The trained model an export starts from, and its outputs on the validation slice."""
+    folder: Path
+    record: dict
+    record_sha: str
+    model: object           # the tf_keras model
+    images: np.ndarray      # the validation slice
+    labels: np.ndarray
+    reference: np.ndarray   # the model's probabilities on it
+    seed: int
+
+
+def _export_one(source: Source, fmt: Format, key: str, ctx: ExportContext) -> dict:
+    folder, record = source.folder, source.record
     storage.clear_failure(folder, fmt.name)
     with atomic_dir(folder / fmt.name) as tmp:
         start = time.perf_counter()
-        details = fmt.convert(model, tmp / fmt.filename, ctx)
+        details = fmt.convert(source.model, tmp / fmt.filename, ctx)
         seconds = time.perf_counter() - start
         manifest = {
             "schema": 1, "model": record["model"], "variant": record["variant"], "source": record["source"],
             "format": fmt.name, "artifact": fmt.filename, **storage.digest(tmp / fmt.filename),
             "params": record["params"], "macs": record["macs"],
-            "source_model": {"folder": folder.name, "record_sha256": record_sha,
+            "source_model": {"folder": folder.name, "record_sha256": source.record_sha,
                              "test_accuracy": record["test_accuracy"]},
             "details": details,
-            "calibration": ({"images": len(ctx.calibration_indices), "from": "training set", "seed": seed,
+            "calibration": ({"images": len(ctx.calibration_indices), "from": "training set", "seed": source.seed,
                              "indices": ctx.calibration_indices} if fmt.calibrated else None),
-            "validation": validate(fmt, tmp / fmt.filename, images, labels, reference, ctx.variant),
-            "export_seconds": seconds, "environment": environment.describe(seed), "cache_key": key,
+            "validation": validate(fmt, tmp / fmt.filename, source.images, source.labels, source.reference,
+                                   ctx.variant),
+            "export_seconds": seconds, "environment": environment.describe(source.seed), "cache_key": key,
         }
         write_json(tmp / storage.MANIFEST_FILE, manifest)
     return manifest
 
 
 def export_family(name: str, formats: list[Format], variants: list[Variant], exports: Path,
-                  ds: fdata.FashionMNIST, *, finetune_epochs: int | None = None, epochs: int | None = None,
-                  subset: int | None = None, force: bool = False, calibration_size: int = CALIBRATION_IMAGES,
-                  seed: int = environment.SEED, report=None, progress=True):
+                  ds: fdata.FashionMNIST, config: RunConfig = RunConfig(), on_progress=None, progress=True):
     """One model's base and variants, each exported to every format that applies to it: trained
-    or derived first when missing. `report(text, artifacts_done)` is called as each artifact is
-    done or not made. `progress`: training's epoch bars (bool), or a callable given a line per
+    or derived first when missing. `on_progress(text, artifacts_done)` is called as each artifact
+    is done or not made. `progress`: training's epoch bars (bool), or a callable given a line per
     epoch. Returns (manifests, failures, skipped)."""
     from fmnist import train
     manifests, failures, skipped = [], [], []
     for variant in [Variant(), *variants]:
-        folder = train.derive(name, variant, exports, ds, finetune_epochs=finetune_epochs, epochs=epochs,
-                              subset=subset, seed=seed, progress=progress)
+        folder = train.derive(name, variant, exports, ds, config, progress=progress)
         applicable = []
         for fmt in formats:
             reason = fmt.not_for(variant)
             if reason:
                 skipped.append({"folder": folder.name, "variant": variant.name, "format": fmt.name, "reason": reason})
-                if report:
-                    report(None, 1)
+                if on_progress:
+                    on_progress(None, 1)
             else:
                 applicable.append(fmt)
-        made, failed = export_model(folder, applicable, ds, on_done=report and (
+        made, failed = export_model(folder, applicable, ds, config, on_done=on_progress and (
             lambda fmt_name, manifest, cached, folder=folder:
-                report(f"{folder.name} {fmt_name}{' (cached)' if cached else ''}", 1)),
-            force=force, calibration_size=calibration_size, seed=seed)
+                on_progress(f"{folder.name} {fmt_name}{' (cached)' if cached else ''}", 1)))
         manifests += made
         failures += failed
     return manifests, failures, skipped
@@ -166,16 +194,16 @@ def _family_in_worker(events, *args, **kwargs):
     import tensorflow as tf
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
-    return export_family(*args, report=lambda *event: events.put(event),
+    return export_family(*args, on_progress=lambda *event: events.put(event),
                          progress=lambda line: events.put((line, 0)), **kwargs)
 
 
-def _relay(events, report) -> None:
-    """Hand the workers' progress events to `report` until None, or until an interrupt has shut
-    the queue's manager down."""
+def _relay(events, on_progress) -> None:
+    """Hand the workers' progress events to `on_progress` until None, or until an interrupt has
+    shut the queue's manager down."""
     try:
         for event in iter(events.get, None):
-            report(*event)
+            on_progress(*event)
     except (EOFError, OSError):
         pass
 
@@ -195,12 +223,12 @@ def _interrupt_workers(pool, futures) -> None:
 
 
 def export_all(names: list[str], formats: list[Format], variants: list[Variant], exports: Path,
-               ds: fdata.FashionMNIST, *, workers: int | None = None, progress: bool = True, **options):
+               ds: fdata.FashionMNIST, config: RunConfig = RunConfig(), *, workers: int | None = None,
+               progress: bool = True):
     """Train what is missing, derive the variants, export every (model, variant) to every format
     that applies to it. Models go to `workers` processes at once (one per core by default): a
     converter, a validation or a small model's training keeps one core busy and leaves the other
-    idle. Options are export_family's (finetune_epochs, epochs, subset, force, calibration_size,
-    seed). Returns (manifests, failures, skipped), in the order of `names`."""
+    idle. Returns (manifests, failures, skipped), in the order of `names`."""
     import multiprocessing
     import threading
     from concurrent.futures import ProcessPoolExecutor
@@ -209,21 +237,21 @@ def export_all(names: list[str], formats: list[Format], variants: list[Variant],
     workers = min(len(names), workers or os.cpu_count() or 1)
     with tqdm(total=len(names) * (1 + len(variants)) * len(formats), desc="export", unit="artifact",
               disable=not progress) as bar:
-        def report(text, done):
+        def on_progress(text, done):
             if text:
                 bar.set_postfix_str(text)
             bar.update(done)
         if workers <= 1:  # in this process: training shows its epochs
-            results = [export_family(name, formats, variants, exports, ds, report=report, progress=progress,
-                                     **options) for name in names]
+            results = [export_family(name, formats, variants, exports, ds, config, on_progress, progress)
+                       for name in names]
         else:
             context = multiprocessing.get_context("spawn")  # TensorFlow does not survive a fork
             with context.Manager() as manager, \
                     ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
                 events = manager.Queue()
-                relay = threading.Thread(target=_relay, args=(events, report), daemon=True)
+                relay = threading.Thread(target=_relay, args=(events, on_progress), daemon=True)
                 relay.start()
-                futures = [pool.submit(_family_in_worker, events, name, formats, variants, exports, ds, **options)
+                futures = [pool.submit(_family_in_worker, events, name, formats, variants, exports, ds, config)
                            for name in names]
                 try:
                     results = [future.result() for future in futures]
