@@ -91,17 +91,27 @@ def _parse(module: str) -> _Module:
     return parsed
 
 
+def _walk(node: ast.AST):
+    """ast.walk without type annotations: an annotation changes no result."""
+    todo = [node]
+    while todo:
+        node = todo.pop()
+        yield node
+        skip = {id(getattr(node, "annotation", None)), id(getattr(node, "returns", None))}
+        todo += [child for child in ast.iter_child_nodes(node) if id(child) not in skip]
+
+
 def _references(node: ast.AST, module: str) -> set[tuple[str, str]]:
-    """(module, name) of every fmnist definition the statement names."""
+    """(module, name) of every fmnist definition the statement names (annotations aside)."""
     parsed = _parse(module)
     aliases = dict(parsed.aliases)
     refs = set()
-    for inner in ast.walk(node):
+    for inner in _walk(node):
         if isinstance(inner, (ast.Import, ast.ImportFrom)):  # imports inside a function
             local = _resolve_import(inner, module)
             aliases.update(local)
             refs |= {target for target in local.values() if target[1] is not None}
-    for inner in ast.walk(node):
+    for inner in _walk(node):
         if isinstance(inner, ast.Attribute) and isinstance(inner.value, ast.Name):
             target = aliases.get(inner.value.id)
             if target and target[1] is None:
@@ -130,7 +140,7 @@ def _digest(roots: tuple[tuple[str, str], ...], exclude: tuple[str, ...]) -> str
     todo, done, parts = list(roots), set(), []
     while todo:
         module, name = todo.pop()
-        if (module, name) in done or module in exclude:
+        if (module, name) in done or module in exclude or module == __name__:  # keys, not what they key
             continue
         done.add((module, name))
         found = _definition(module, name)

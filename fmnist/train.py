@@ -122,7 +122,9 @@ def training_arrays(spec: ModelSpec, ds: fdata.FashionMNIST, subset: int | None,
 
 
 TRAINING_LIBRARIES = ("tensorflow", "tf-keras")
-NOT_TRAINING_CODE = ("fmnist.plots", "fmnist.storage", "fmnist.environment", "fmnist.atomic")
+# Code a trained model's weights do not depend on: plots, storage and the record's environment,
+# the run's options (their values are in the key); and, for a base model, the variants.
+NOT_TRAINING_CODE = ("fmnist.plots", "fmnist.storage", "fmnist.environment", "fmnist.atomic", "fmnist.config")
 FINETUNING_LIBRARIES = (*TRAINING_LIBRARIES, "tensorflow-model-optimization")
 
 
@@ -137,7 +139,7 @@ def _base_key(spec: ModelSpec, ds, epochs, subset, seed, code) -> dict:
     plots, storage and the environment's description change no weight and are left out)."""
     return {"layers": repr(spec.layers), "recipe": repr(spec.recipe), "epochs": epochs, "subset": subset,
             "seed": seed, "data": ds.sha256, "versions": _versions(TRAINING_LIBRARIES),
-            "code": code_digest(*code, exclude=NOT_TRAINING_CODE)}
+            "code": code_digest(*code, exclude=(*NOT_TRAINING_CODE, "fmnist.variants"))}
 
 
 def lr_sweep(name: str, exports: Path, ds, config: RunConfig = RunConfig(), progress=True) -> dict:
