@@ -1,5 +1,5 @@
 """The whole pipeline as one call: train (cached) -> export (cached) -> measure every artifact on
-every runtime that runs its format -> write results/."""
+every runtime that runs its format -> publish results/."""
 from __future__ import annotations
 
 import time
@@ -8,10 +8,12 @@ from pathlib import Path
 
 from fmnist import environment, report, storage
 from fmnist.config import RunConfig
-from fmnist.harness import Settings, overhead_check, run_isolated
+from fmnist.harness import Settings, agreements, overhead_check, run_isolated
 from fmnist.jobs import NATIVE_FORMAT, collect_jobs
-from fmnist.runtimes import get_runtime
+from fmnist.rows import row
+from fmnist.runtimes import get_runtime, list_runtimes
 from fmnist.variants import BASE
+
 
 def export_failure_rows(failures: list[dict], folders: dict[str, Path], runtimes: list[str]) -> list[dict]:
     """A failed export is a row too (on each selected runtime that would have run it): the table
@@ -22,9 +24,9 @@ def export_failure_rows(failures: list[dict], folders: dict[str, Path], runtimes
         record = storage.read_record(folders[failure["folder"]])
         runtime = get_runtime(get_format(failure["format"]).runtime)
         if runtime.name in runtimes:
-            rows.append({"model": record["model"], "source": record["source"], "variant": record["variant"],
-                         "format": failure["format"], "runtime": runtime.name, "device": runtime.device,
-                         "status": "error", "error": failure["error"]})
+            rows.append(row(model=record["model"], source=record["source"], variant=record["variant"],
+                            format=failure["format"], runtime=runtime.name, device=runtime.device,
+                            status="error", error=failure["error"]))
     return rows
 
 
@@ -34,10 +36,32 @@ def measured_runtimes(formats: list[str], runtimes: list[str]) -> list[str]:
     return [r for r in runtimes if set(get_runtime(r).formats) & set(formats)]
 
 
+def layer_errors(folders: list[Path], formats: list[str]) -> list[dict]:
+    """The per-layer quantization error each selected artifact's manifest recorded at export."""
+    found = []
+    for folder in folders:
+        for artifact_folder in storage.artifact_folders(folder):
+            manifest = storage.read_manifest(artifact_folder)
+            layers = manifest["details"].get("layer_errors")
+            if layers and manifest["format"] in formats:
+                found.append({"model": manifest["model"], "variant": manifest["variant"], "format": manifest["format"],
+                              "agreement": manifest["validation"]["agreement"], "layers": layers})
+    return found
+
+
+def _with_agreements(records: list[dict]) -> list[dict]:
+    """Each runtime's agreement with the runtime it names (TFLM's with LiteRT), from the rows'
+    stored predictions; the predictions themselves do not go into results/."""
+    for runtime in list_runtimes():
+        for reference in get_runtime(runtime).agrees_with:
+            agreements(records, runtime, reference)
+    return [{k: v for k, v in r.items() if k != "top1"} for r in records]
+
+
 def run(names: list[str], formats: list[str], runtimes: list[str], variants: list, exports: Path,
         results: Path, config: RunConfig = RunConfig(), settings: Settings = Settings(), *, data_dir=None,
         progress: bool = True) -> dict:
-    """Everything `tox -e bench` does; returns the results document it wrote."""
+    """Everything `tox -e bench` does; returns the results document it published."""
     from fmnist import data, export
     from fmnist.export.pipeline import export_all
     runtimes = measured_runtimes(formats, runtimes)
@@ -58,18 +82,18 @@ def run(names: list[str], formats: list[str], runtimes: list[str], variants: lis
         clock = time.perf_counter()
         records += run_isolated(runtime, jobs.get(runtime, []), data_dir, settings, progress)
         seconds[f"measure_{runtime}"] = time.perf_counter() - clock
-    records = [{**r, "machine": environment.HOST_LABEL} for r in records]
+    records = [{**r, "machine": environment.HOST_LABEL} for r in _with_agreements(records)]
     overhead = None
     reference_tflite = next((j for j in jobs.get("litert", []) if j.format == "tflite"), None)
     if reference_tflite:
         overhead = overhead_check(Path(reference_tflite.folder) / reference_tflite.artifact)
-    document = {"schema": 1, "environment": environment.describe(),
+    summaries = [storage.training_summary(f) for f in folders.values()]
+    document = {"schema": 1, "environment": environment.describe(config.seed),
                 "machines": {environment.HOST_LABEL: environment.machine(environment.HOST_LABEL)},
-                "settings": asdict(settings),
-                "stage_seconds": seconds, "harness_overhead": overhead,
+                "settings": asdict(settings), "stage_seconds": seconds, "harness_overhead": overhead,
                 "selection": {"models": names, "formats": formats, "runtimes": runtimes,
                               "variants": [v.name for v in variants]},
-                "not_made": skipped, "records": records}
-    report.write_benchmark(document, Path(results), exports)
-    report.write_training(exports, Path(results))
-    return document
+                "not_made": skipped, "trained": [s for s, _ in summaries],
+                "layer_errors": layer_errors(list(folders.values()), formats), "records": records}
+    plots = {s["model"]: files for s, files in summaries if s["variant"] == "base"}
+    return report.publish_benchmark(document, Path(results), plots)

@@ -16,14 +16,18 @@ from pathlib import Path
 import numpy as np
 
 from fmnist import storage
-from fmnist.atomic import atomic_path
+from fmnist.atomic import atomic_path, write_json
+from fmnist.environment import valid_label
+from fmnist.rows import FIELDS
 
-BUNDLE_VERSION = 1
+BUNDLE_VERSION = 2  # 2: rows are checked against the packed index kept on the host
+PACKED_DIR = "bundles"  # exports/bundles/<index sha256>.json
 BUNDLE_DIR = "bundle"
 INDEX = "bundle.json"
 TEST_SET = "test_set.npz"
 # Modules that need TensorFlow, tf2onnx, matplotlib or tabulate: they stay on the host.
-HOST_ONLY = {"train.py", "plots.py", "report.py", "cli.py", "benchmark.py", "export/pipeline.py"}
+HOST_ONLY = {"train.py", "plots.py", "cli.py", "benchmark.py", "export/pipeline.py", "report/__init__.py",
+             "report/analysis.py", "report/pages.py", "report/topics.py", "report/publish.py"}
 BOOTSTRAP = '''"""fmnist-edge benchmark bundle: python3 THIS_FILE.pyz --out RESULT.json [--label NAME]"""
 import os
 import sys
@@ -34,7 +38,12 @@ import zipfile
 def main():
     archive = os.path.dirname(os.path.abspath(__file__))
     with tempfile.TemporaryDirectory(prefix="fmnist-bundle-") as where:
-        zipfile.ZipFile(archive).extractall(where)  # runtimes need real files, not zip members
+        try:
+            zipfile.ZipFile(archive).extractall(where)  # runtimes need real files, not zip members
+        except Exception as e:  # BadZipFile, a CRC mismatch, zlib.error, a truncated member...
+            print(f"error: {archive}: damaged bundle ({type(e).__name__}: {e}); copy it again or pack a new one",
+                  file=sys.stderr)
+            return 1
         sys.path.insert(0, where)
         from fmnist.runner import main as run
         return run(sys.argv[1:], os.path.join(where, "bundle"), archive)
@@ -63,10 +72,12 @@ def _npz(**arrays) -> bytes:
 
 
 def pack(folders: list[Path], formats: list[str], out: Path, test_images: np.ndarray, test_labels: np.ndarray,
-         models: list[str]) -> dict:
+         models: list[str], exports: Path) -> dict:
     """Write the bundle for these model folders and formats to `out` (atomically); returns its
-    index (what it holds, with every file's SHA-256)."""
+    index (what it holds, with every file's SHA-256). The index, with each packed artifact's hash,
+    is also kept under exports/ for `merge` to check a device's rows against."""
     members: dict[str, bytes] = {}
+    artifacts = []
     for folder in folders:
         storage.verified_record(folder)
         for name in (storage.RECORD_FILE, storage.PROBABILITIES_FILE):
@@ -75,8 +86,11 @@ def pack(folders: list[Path], formats: list[str], out: Path, test_images: np.nda
             manifest = storage.read_manifest(artifact_folder)
             if manifest["format"] not in formats:
                 continue
-            path = storage.verified_path(artifact_folder, manifest["artifact"], manifest["sha256"])
-            for file in ([path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())):
+            storage.verified_path(artifact_folder, manifest["artifact"], manifest["sha256"],
+                                         manifest.get("files"))
+            artifacts.append({"model": manifest["model"], "variant": manifest["variant"], "format": manifest["format"],
+                              "sha256": manifest["sha256"]})
+            for file in storage.artifact_files(artifact_folder, manifest):
                 members[f"{BUNDLE_DIR}/exports/{folder.name}/{manifest['format']}/"
                         f"{file.relative_to(artifact_folder).as_posix()}"] = file.read_bytes()
             members[f"{BUNDLE_DIR}/exports/{folder.name}/{manifest['format']}/{storage.MANIFEST_FILE}"] = \
@@ -90,6 +104,8 @@ def pack(folders: list[Path], formats: list[str], out: Path, test_images: np.nda
              "files": {name: hashlib.sha256(data).hexdigest() for name, data in sorted(members.items())}}
     index["sha256"] = storage.cache_key(index["files"])
     members[f"{BUNDLE_DIR}/{INDEX}"] = json.dumps(index, indent=1).encode()
+    packed_index = Path(exports) / PACKED_DIR / f"{index['sha256']}.json"  # what merge checks rows against
+    write_json(packed_index, {**index, "artifacts": artifacts})
     with atomic_path(Path(out)) as tmp:
         with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
             archive.writestr("__main__.py", BOOTSTRAP)
@@ -107,8 +123,10 @@ def records_digest(records: list[dict]) -> str:
     return storage.cache_key({"records": records})
 
 
-def read_device_result(path: Path) -> dict:
-    """A runner's JSON, checked: right kind, this bundle version, records matching their hash."""
+def read_device_result(path: Path, exports: Path) -> dict:
+    """A runner's JSON, checked as untrusted input: the right kind and bundle version, records
+    matching their hash, a plain machine label, and every row of an artifact this host packed
+    (exports/bundles/), of known fields, with finite figures in range."""
     try:
         result = json.loads(Path(path).read_text())
     except FileNotFoundError:
@@ -117,10 +135,62 @@ def read_device_result(path: Path) -> dict:
         raise BundleError(f"{path}: not a device result ({e})") from None
     if not isinstance(result, dict) or result.get("kind") != "fmnist-device-run":
         raise BundleError(f"{path}: not a device result written by the bundle runner")
-    version = result.get("bundle", {}).get("version")
+    bundle, machine = result.get("bundle"), result.get("machine")
+    version = bundle.get("version") if isinstance(bundle, dict) else None
     if version != BUNDLE_VERSION:
         raise BundleError(f"{path}: made by bundle version {version}, this fmnist-edge merges version "
                           f"{BUNDLE_VERSION}; pack and run a new bundle")
-    if records_digest(result.get("records", [])) != result.get("records_sha256"):
+    records = result.get("records")
+    if not isinstance(records, list) or records_digest(records) != result.get("records_sha256"):
         raise BundleError(f"{path}: its records do not match their SHA-256: the file was altered or cut short")
+    label = machine.get("label") if isinstance(machine, dict) else None
+    why = valid_label(label)
+    if why:
+        raise BundleError(f"{path}: machine label {label!r} refused: {why}")
+    try:
+        packed = json.loads((Path(exports) / PACKED_DIR / f"{bundle.get('sha256')}.json").read_text())
+    except (OSError, ValueError, TypeError):
+        raise BundleError(f"{path}: its bundle was not packed from {exports} (no exports/{PACKED_DIR}/ index for "
+                          f"it): merge with the --exports the bundle was packed from") from None
+    hashes = {(a["model"], a["variant"], a["format"]): a["sha256"] for a in packed["artifacts"]}
+    for i, record in enumerate(records):
+        problem = _row_problem(record, label, hashes)
+        if problem:
+            raise BundleError(f"{path}: record {i} refused: {problem}")
     return result
+
+
+def _finite(value, low=0.0, high=float("inf")) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and low <= value <= high
+
+
+def _row_problem(record, label: str, hashes: dict) -> str | None:
+    """Why a device's row cannot be merged, or None."""
+    if not isinstance(record, dict):
+        return "not an object"
+    unknown = set(record) - FIELDS
+    if unknown:
+        return f"unknown fields {', '.join(sorted(unknown))}"
+    if record.get("machine") != label:
+        return f"machine {record.get('machine')!r} is not the file's {label!r}"
+    status = record.get("status")
+    if status == "unavailable":
+        return None if isinstance(record.get("error"), str) else "an unavailable row without its reason"
+    key = (record.get("model"), record.get("variant"), record.get("format"))
+    if hashes.get(key) != record.get("artifact_sha256"):
+        return f"{' '.join(map(str, key))}: not an artifact this host packed (SHA-256 differs or unknown)"
+    if status == "error":
+        return None if isinstance(record.get("error"), str) else "an error row without its message"
+    if status != "ok":
+        return f"status {status!r}"
+    checks = {"accuracy": (0, 1), "source_accuracy": (0, 1), "agreement": (0, 1), "max_abs_diff": (0, 1),
+              "load_ms": (0, 1e7), "first_inference_ms": (0, 1e7), "throughput_ips": (0, 1e12),
+              "peak_rss_mb": (0, 1e7), "size_bytes": (0, 1e12)}
+    latency = record.get("latency_us")
+    figures = {**{k: record.get(k) for k in checks},
+               **{f"latency_us.{k}": latency.get(k) if isinstance(latency, dict) else None for k in ("p50", "p90", "p99")}}
+    for name, value in figures.items():
+        low, high = checks.get(name, (0, 1e9))
+        if not _finite(value, low, high):
+            return f"{name} {value!r} is not a finite figure in [{low:g}, {high:g}]"
+    return None

@@ -88,16 +88,18 @@ def _models(parser, names: list[str]) -> list[str]:
     return list(dict.fromkeys(names)) or list_models()
 
 
-def _writable(parser, path: Path, option: str) -> Path:
-    """Fail before any work, not after it: the folder must be (or become) a writable folder."""
+def _writable(parser, path: Path, option: str, swapped: bool = False) -> Path:
+    """Fail before any work, not after it: the folder must be (or become) a writable folder; a
+    `swapped` one (results/, replaced whole) also needs its parent writable."""
     if path.exists() and not path.is_dir():
         parser.error(f"argument {option}: {path} is a file, not a folder")
     try:
         path.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=path):
-            pass
+        for folder in (path, path.resolve().parent) if swapped else (path,):
+            with tempfile.TemporaryFile(dir=folder):
+                pass
     except OSError as e:
-        parser.error(f"argument {option}: cannot write to {path} ({e.strerror or e})")
+        parser.error(f"argument {option}: cannot write to {e.filename or path} ({e.strerror or e})")
     return path
 
 
@@ -135,6 +137,9 @@ def _guarded(main):
         except (StorageError, DataError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 1
+        except OSError as e:  # a folder that became unwritable, a full disk: said in one line
+            print(f"error: {e.filename or ''}{': ' if e.filename else ''}{e.strerror or e}", file=sys.stderr)
+            return 1
         finally:
             signal.signal(signal.SIGINT, previous)
     wrapper.__doc__ = main.__doc__
@@ -155,7 +160,7 @@ def train_main(argv=None) -> int:
         parser.error("give model names or --all, not both")
     names = _models(parser, args.models + args.model)
     exports = _exports(parser, args)
-    _writable(parser, args.results, "--results")
+    _writable(parser, args.results, "--results", swapped=True)
 
     from fmnist import data, report, train
     from fmnist.config import RunConfig
@@ -163,8 +168,11 @@ def train_main(argv=None) -> int:
     config = RunConfig(epochs=args.epochs, subset=args.subset, force=args.force, retrain_damaged=True)
     for name in names:
         train.train(name, exports, ds, config, progress=not args.quiet)
-    path = report.write_training(exports, args.results)
-    print(f"wrote {path}")
+    from fmnist import storage
+    summaries = [storage.training_summary(storage.model_dir(exports, name)) for name in list_models()
+                 if (storage.model_dir(exports, name) / storage.RECORD_FILE).is_file()]
+    report.publish_training([s for s, _ in summaries], {s["model"]: files for s, files in summaries}, args.results)
+    print(f"wrote {args.results / 'training.md'}")
     return 0
 
 
@@ -253,12 +261,15 @@ def pack_main(argv) -> int:
     _writable(parser, args.out.parent if str(args.out.parent) else Path("."), "--out")
 
     from fmnist import bundle, data, storage, variants
-    wanted = [variants.get_variant(v) for v in _checked(parser, variants.list_variants(), args.variant, "variant")
-              or ["base"]]
+    from fmnist.registry import UnknownName
+    try:
+        wanted = [variants.get_variant(v) for v in dict.fromkeys(args.variant or ["base"])]
+    except UnknownName as e:
+        parser.error(str(e))
     exports = args.exports or storage.DEFAULT_EXPORTS
     folders = [storage.model_dir(exports, n, v.name) for n in names for v in dict.fromkeys([variants.BASE, *wanted])]
     images, labels = data.load_test_set(args.data_dir)
-    index = bundle.pack(folders, formats, args.out, images, labels, names)
+    index = bundle.pack(folders, formats, args.out, images, labels, names, exports)
     artifacts = sum(name.endswith("/manifest.json") for name in index["files"])
     print(f"wrote {args.out}: {args.out.stat().st_size / 1e6:.1f} MB, {artifacts} artifacts of {len(names)} models; "
           f"on the device: python3 {args.out.name} --out RESULT.json --label NAME")
@@ -273,25 +284,23 @@ def merge_main(argv) -> int:
     parser.add_argument("--results", type=Path, default=Path("results"), help="the results folder to merge into")
     parser.add_argument("--exports", type=Path, default=None, metavar="DIR", help="where the artifacts are")
     args = parser.parse_args(argv)
-    _writable(parser, args.results, "--results")
+    _writable(parser, args.results, "--results", swapped=True)
 
     import json
 
     from fmnist import bundle, report, storage
-    from fmnist.atomic import write_json
     host = args.results / "benchmark.json"
     try:
         document = json.loads(host.read_text())
     except (OSError, ValueError):
         raise bundle.BundleError(f"{host}: no host benchmark to merge into; run fmnist-bench first") from None
-    results = [bundle.read_device_result(path) for path in args.files]  # all checked before any is kept
-    for result in results:
-        write_json(args.results / report.DEVICES_DIR / f"{result['machine']['label']}.json", result)
-    report.write_benchmark(document, args.results, args.exports or storage.DEFAULT_EXPORTS)
+    exports = args.exports or storage.DEFAULT_EXPORTS
+    results = [bundle.read_device_result(path, exports) for path in args.files]  # all checked before any is kept
+    report.publish_benchmark(document, args.results, new_devices=results)
     for result in results:
         ok = sum(r["status"] == "ok" for r in result["records"])
         print(f"merged {result['machine']['label']}: {ok} rows measured ({result['machine']['cpu']}, "
-              f"{result['machine']['architecture']}); see {args.results}/devices.md")
+              f"{result['machine']['architecture']}), as reported by that machine; see {args.results}/devices.md")
     return 0
 
 
@@ -327,10 +336,13 @@ def bench_main(argv=None) -> int:
     runtimes = _checked(parser, list_runtimes(), args.runtime, "runtime") or list_runtimes()
     names = _models(parser, args.model)
     exports = _exports(parser, args)
-    _writable(parser, args.results, "--results")
+    _writable(parser, args.results, "--results", swapped=True)
 
     from fmnist import benchmark, variants
     from fmnist.harness import Settings
+    if not benchmark.measured_runtimes(formats, runtimes):
+        parser.error(f"nothing to measure: none of the runtimes {', '.join(runtimes)} runs any of the formats "
+                     f"{', '.join(formats)}; results/ is left as it was")
     settings = Settings(min_calls=args.min_calls, min_seconds=args.min_seconds, reuse_figures=not args.remeasure,
                         **({"threads": args.threads} if args.threads else {}))
     config = RunConfig(epochs=args.epochs, subset=args.subset, finetune_epochs=args.finetune_epochs)
@@ -339,6 +351,12 @@ def bench_main(argv=None) -> int:
         exports, args.results, config, settings, data_dir=args.data_dir, progress=not args.quiet)
     counts = {s: sum(r["status"] == s for r in document["records"]) for s in ("ok", "error", "unavailable")}
     flagged = sum(bool(r.get("flagged")) for r in document["records"])
-    print(f"wrote {args.results}/: {counts['ok']} rows measured ({flagged} flagged), {counts['error']} errors, "
-          f"{counts['unavailable']} runtimes unavailable")
+    reused = sum(bool(r.get("reused")) for r in document["records"])
+    print(f"wrote {args.results}/: {counts['ok']} rows ({counts['ok'] - reused} measured, {reused} reused; "
+          f"{flagged} flagged), {counts['error']} errors, {counts['unavailable']} runtimes unavailable")
+    crashed = sorted({r["runtime"] for r in document["records"] if "process crashed" in (r.get("error") or "")})
+    if crashed:
+        print(f"error: the measuring process of {', '.join(crashed)} crashed; its rows are error rows, the other "
+              f"runtimes' rows are kept", file=sys.stderr)
+        return 1
     return 0

@@ -4,10 +4,22 @@ from __future__ import annotations
 import datetime
 import os
 import platform
+import re
 from importlib import metadata
 
 SEED = 42
 HOST_LABEL = "host"  # the machine label of the host's own benchmark rows; devices are named otherwise
+LABEL = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}")
+
+
+def valid_label(label) -> str | None:
+    """Why a device label is refused, or None: a plain name (letters, digits, '-', '_', '.', no
+    leading dot, at most 64 characters), not the host's own. It becomes a file name under results/."""
+    if not isinstance(label, str) or not LABEL.fullmatch(label):
+        return "a label is a plain name: letters, digits, '-', '_' and '.', not starting with '.'"
+    if label == HOST_LABEL:
+        return f"{HOST_LABEL!r} is the host's own label; name the device otherwise"
+    return None
 PACKAGES = ("tensorflow", "tf-keras", "tensorflow-model-optimization", "tf2onnx", "onnx",
             "onnxruntime", "ai-edge-litert", "tflite-micro", "numpy")
 

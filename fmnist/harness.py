@@ -14,16 +14,16 @@ import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
+from fmnist.codehash import code_digest
 from fmnist.metrics import flags, latency_stats, parity
+from fmnist.rows import row
 from fmnist.storage import StorageError, reference_probabilities, verified_path
-
-LATENCY_SCOPE = ("the runtime call alone: inputs are bound before the timed loop and outputs read after it, "
-                 "so int8 quantize/dequantize and input copies are excluded")
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,7 @@ class Job:
     sha256: str
     reference: str         # the source model's folder: its record vouches for the probabilities
     meta: dict
+    files: dict | None = None  # every file of the artifact and its SHA-256 (its manifest's)
 
 
 def time_calls(call, min_calls: int, min_seconds: float, max_calls: int) -> list[int]:
@@ -91,11 +92,21 @@ def _reset_peak() -> float:
     return _rss_mb("VmRSS")
 
 
+def _timed_batch_one(session, one, settings: Settings) -> dict:
+    session.bind(one)
+    for _ in range(settings.warmup_calls):
+        session.invoke()
+    return latency_stats(time_calls(session.invoke, settings.min_calls, settings.min_seconds, settings.max_calls))
+
+
 def measure(runtime, job: Job, images: np.ndarray, labels: np.ndarray, settings: Settings) -> dict:
-    """Every figure of one record; raises on a bad artifact or a runtime failure."""
-    path = verified_path(Path(job.folder), job.artifact, job.sha256)
+    """Every figure of one record; raises on a bad artifact or a runtime failure. The batch-1 work
+    (load, first call, warm-up, timed loop) runs first, so its memory reading is what an edge device
+    needs for one image; the large-batch passes (accuracy, throughput) come after, with a peak of
+    their own. `top1` (the predicted class of every test image) is for other rows' agreement."""
+    path = verified_path(Path(job.folder), job.artifact, job.sha256, job.files)
     threads = settings.threads if runtime.takes_threads else None
-    baseline = _reset_peak()
+    baseline = _reset_peak()  # the runtime's library is imported already (run_runtime)
     start = time.perf_counter()
     session = runtime.load(path, job.format, threads=threads)
     load_ms = (time.perf_counter() - start) * 1e3
@@ -105,37 +116,28 @@ def measure(runtime, job: Job, images: np.ndarray, labels: np.ndarray, settings:
     session.invoke()
     session.result()
     first_ms = (time.perf_counter() - start) * 1e3
+    latency = _timed_batch_one(session, one, settings)
+    batch_one_peak = _rss_mb("VmHWM")
 
     probabilities = session.predict(images, batch_size=settings.accuracy_batch)
     reference = reference_probabilities(Path(job.reference))[:len(labels)]
-    figures = {**parity(reference, probabilities, labels),
-               **session.extras(images, probabilities)}
-
-    session.bind(one)
-    for _ in range(settings.warmup_calls):
-        session.invoke()
-    samples = time_calls(session.invoke, settings.min_calls, settings.min_seconds, settings.max_calls)
-    batch = images[:settings.throughput_batch]
-    latency = latency_stats(samples)
-    if runtime.microcontroller:  # one image per invoke whatever the batch: throughput is 1 / latency
-        ips, batch = 1e6 / latency["mean"], images[:1]
+    figures = {**parity(reference, probabilities, labels), **session.extras(images, probabilities)}
+    if runtime.derived_throughput:
+        ips, batch, scope = 1e6 / latency["mean"], images[:1], runtime.derived_throughput
     else:
+        batch, scope = images[:settings.throughput_batch], "measured"
         ips = throughput(session, batch, settings.throughput_seconds)
-    peak = _rss_mb("VmHWM")
-    record = {"threads": threads, "latency_us": latency, "latency_scope": LATENCY_SCOPE,
+    record = {"threads": threads, "latency_us": latency, "latency_scope": runtime.latency_scope,
               "load_ms": load_ms, "first_inference_ms": first_ms,
-              "throughput_ips": ips, "throughput_batch": len(batch),
-              "peak_rss_mb": peak, "model_rss_mb": peak - baseline, **figures}
+              "throughput_ips": ips, "throughput_batch": len(batch), "throughput_scope": scope,
+              "peak_rss_mb": batch_one_peak, "model_rss_mb": batch_one_peak - baseline,
+              "peak_rss_mb_large_batches": _rss_mb("VmHWM"), **figures,
+              "top1": probabilities.argmax(axis=1).astype(np.uint8)}
     del session
     if runtime.takes_threads and threads != 1:  # the same artifact on one thread, for comparison
         single = runtime.load(path, job.format, threads=1)
-        single.bind(one)
-        for _ in range(settings.warmup_calls):
-            single.invoke()
-        record["single_thread"] = {
-            "latency_us": latency_stats(time_calls(single.invoke, settings.min_calls, settings.min_seconds,
-                                                   settings.max_calls)),
-            "throughput_ips": throughput(single, batch, settings.throughput_seconds)}
+        record["single_thread"] = {"latency_us": _timed_batch_one(single, one, settings),
+                                   "throughput_ips": throughput(single, batch, settings.throughput_seconds)}
     return record
 
 
@@ -163,78 +165,111 @@ def _test_set(data_dir: str | None):
 
 def run_runtime(name: str, jobs: list[Job], data_dir: str | None, settings: Settings,
                 progress: bool = True) -> list[dict]:
-    """Measure every job on runtime `name`, in this process. One record per job; a job that fails
+    """Measure every job on runtime `name`, in this process. One row per job; a job that fails
     becomes an error row and the rest go on. An unavailable runtime gives one row saying why.
-    `data_dir`: where the test set is (IDX files, or a bundle's .npz)."""
+    `data_dir`: where the test set is (IDX files, or a bundle's .npz). A row's `top1` (numpy,
+    every test image's class) is for the caller's agreement figures, not for the results."""
     from fmnist import data
     from fmnist.runtimes import get_runtime
     runtime = get_runtime(name)
     described = {"runtime": name, "device": runtime.device}
     why = runtime.unavailable()
     if why:
-        return [{**described, "status": "unavailable", "error": why, "formats": list(runtime.formats)}]
+        return [row(**described, status="unavailable", error=why, formats=list(runtime.formats))]
     described = {**described, **runtime.describe()}
     images, labels = _test_set(data_dir)
     images, labels = data.normalise(images[:settings.test_images]), labels[:settings.test_images]
+    runtime.import_library()
+    latency_stats(time_calls(lambda: None, 100, 0.001, 1000))  # the harness's own first-use cost: not a model's
     records = []
     for job in _progress(jobs, f"bench {name}", progress):
-        row = {**job.meta, "format": job.format, **described, "artifact_sha256": job.sha256}
+        record = row(**job.meta, format=job.format, **described, artifact_sha256=job.sha256)
         try:
-            figures = _measure_or_reuse(runtime, job, images, labels, settings, described)
-            row.update(status="ok", error=None, **figures)
-            reasons = flags(figures) + row.get("variant_flags", [])
-            row.update(flagged=bool(reasons), flag_reasons=reasons)
+            figures, record["reused"] = _measure_or_reuse(runtime, job, images, labels, settings, described)
+            record.update(status="ok", error=None, **figures)
+            reasons = flags(figures) + record.get("variant_flags", [])
+            record.update(flagged=bool(reasons), flag_reasons=reasons)
         except StorageError as e:
-            row.update(status="error", error=str(e))
+            record.update(status="error", error=str(e))
         except Exception as e:  # a runtime that cannot run one artifact must not stop the others
-            row.update(status="error", error=f"{type(e).__name__}: {str(e).splitlines()[0][:300]}")
-        records.append(row)
+            record.update(status="error", error=f"{type(e).__name__}: {str(e).splitlines()[0][:300]}")
+        records.append(record)
     return records
 
 
-def _measure_or_reuse(runtime, job: Job, images, labels, settings: Settings, described: dict) -> dict:
-    """measure(), or the figures measured before on this very file: same artifact and reference
-    hashes, runtime and version, settings, and machine (CPU, cores, OS, Python). As with exports,
-    what has not changed is not redone: a warm run re-measures only what changed (TFLM's 10,000
-    reference-kernel inferences per file above all). `reuse_figures=False` (--remeasure) measures
-    everything afresh."""
-    if not settings.reuse_figures:
-        return measure(runtime, job, images, labels, settings)
-    from fmnist.codehash import code_digest
+def measurement_key(runtime, job: Job, settings: Settings, described: dict) -> str:
+    """What a measured row depends on: the artifact and reference hashes, the runtime and its version,
+    the settings, the machine (CPU, its SIMD extensions, cores, OS, Python), and the code that
+    measures it (the harness's measure and this runtime's adapter, with all they use)."""
     from fmnist.environment import HOST_LABEL, machine
-    from fmnist.storage import cache_key, cached_measurement, read_record, write_measurement
-    verified_path(Path(job.folder), job.artifact, job.sha256)  # a reused figure is of this very file
-    key = cache_key({"artifact": job.sha256, "reference": read_record(Path(job.reference))["probabilities_sha256"],
-                     "runtime": described, "format": job.format, "machine": machine(HOST_LABEL),
-                     "settings": {k: v for k, v in asdict(settings).items() if k != "reuse_figures"},
-                     "code": code_digest(measure, runtime)})
+    from fmnist.storage import cache_key, read_record
+    return cache_key({"artifact": job.sha256, "reference": read_record(Path(job.reference))["probabilities_sha256"],
+                      "runtime": described, "format": job.format, "machine": machine(HOST_LABEL),
+                      "settings": {k: v for k, v in asdict(settings).items() if k != "reuse_figures"},
+                      "code": code_digest(measure, runtime)})
+
+
+def _measure_or_reuse(runtime, job: Job, images, labels, settings: Settings, described: dict) -> tuple[dict, bool]:
+    """(figures, reused): measure(), or the figures measured before on this very file with the same
+    key (measurement_key). As with exports, what has not changed is not redone: a warm run
+    re-measures only what changed. `reuse_figures=False` (--remeasure) measures everything afresh."""
+    if not settings.reuse_figures:
+        return measure(runtime, job, images, labels, settings), False
+    from fmnist.storage import cached_measurement, write_measurement
+    verified_path(Path(job.folder), job.artifact, job.sha256, job.files)  # a reused figure is of this very file
+    key = measurement_key(runtime, job, settings, described)
     figures = cached_measurement(Path(job.folder), runtime.name, key)
-    if figures is None:
-        figures = measure(runtime, job, images, labels, settings)
-        write_measurement(Path(job.folder), runtime.name, key, figures)
-    return figures
+    if figures is not None:
+        return figures, True
+    figures = measure(runtime, job, images, labels, settings)
+    write_measurement(Path(job.folder), runtime.name, key, figures)
+    return figures, False
 
 
 def run_isolated(name: str, jobs: list[Job], data_dir, settings: Settings, progress: bool = True) -> list[dict]:
     """run_runtime in freshly spawned processes: a clean memory baseline, and no library of another
     runtime loaded beside it. One process, except for a single-threaded runtime, whose jobs are
     handed one at a time to one process per core, the most multiply-accumulates first so that no
-    core idles at the end while the other finishes a CNN (rows come back in the order of `jobs`)."""
+    core idles at the end while the other finishes a CNN (rows come back in the order of `jobs`).
+    A process that dies (a runtime's segfault) turns the rows it had into error rows saying so."""
     from fmnist.runtimes import get_runtime
     runtime = get_runtime(name)
     data_dir = str(data_dir) if data_dir else None
+    if runtime.unavailable():  # one row saying why; nothing to isolate
+        return run_runtime(name, jobs, data_dir, settings, progress)
     context = multiprocessing.get_context("spawn")
-    parallel = runtime.single_threaded and len(jobs) > 1 and not runtime.unavailable()
+    parallel = runtime.single_threaded and len(jobs) > 1
     workers = min(len(jobs), os.cpu_count() or 1) if parallel else 1
+    batches = [[job] for job in sorted(jobs, key=lambda j: -(j.meta.get("macs") or 0))] if parallel else [jobs]
+    rows = {}
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        if not parallel:
-            return pool.submit(run_runtime, name, jobs, data_dir, settings, progress).result()
-        order = sorted(range(len(jobs)), key=lambda i: -(jobs[i].meta.get("macs") or 0))
-        futures = {pool.submit(run_runtime, name, [jobs[i]], data_dir, settings, False): i for i in order}
-        rows = [None] * len(jobs)
-        for future in _progress(as_completed(futures), f"bench {name}", progress, total=len(jobs)):
-            rows[futures[future]] = future.result()[0]
-    return rows
+        futures = {pool.submit(run_runtime, name, batch, data_dir, settings, progress and not parallel): batch
+                   for batch in batches}
+        done = as_completed(futures)
+        for future in _progress(done, f"bench {name}", progress and parallel, total=len(jobs)):
+            batch = futures[future]
+            try:
+                found = future.result()
+            except BrokenProcessPool:
+                found = [row(**job.meta, format=job.format, runtime=name, device=runtime.device,
+                             artifact_sha256=job.sha256, status="error",
+                             error=f"the {name} process crashed (a runtime failure, e.g. a segfault)")
+                         for job in batch]
+            rows.update({id(job): found_row for job, found_row in zip(batch, found)})
+    return [rows[id(job)] for job in jobs]
+
+
+def agreements(rows: list[dict], runtime: str, reference_runtime: str) -> None:
+    """Top-1 agreement of `runtime`'s rows with `reference_runtime`'s rows of the same artifact, from
+    the stored predictions of each (no pass is run again, and the measured process ran only its own
+    runtime). Sets it in the row's runtime section (e.g. `tflm.agreement_with_litert`)."""
+    predictions = {r["artifact_sha256"]: r["top1"] for r in rows
+                   if r.get("runtime") == reference_runtime and r.get("top1") is not None}
+    for r in rows:
+        if r.get("runtime") == runtime and r.get("status") == "ok" and runtime in r:
+            theirs = predictions.get(r["artifact_sha256"])
+            r[runtime][f"agreement_with_{reference_runtime}"] = (
+                float(np.mean(theirs == r["top1"])) if theirs is not None and len(theirs) == len(r["top1"]) else None)
 
 
 OVERHEAD_LIMIT = 1.10  # the harness may cost at most 10% over a bare loop ...

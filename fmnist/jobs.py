@@ -40,6 +40,7 @@ def collect_jobs(model_folders: list[Path], formats: list[str], runtimes: list[s
     jobs = defaultdict(list)
     for folder in model_folders:
         record = storage.verified_record(folder, weights=weights)
+        record_sha = storage.file_sha256(Path(folder) / storage.RECORD_FILE)
         base_accuracy = _base_accuracy(folder, record)
         found = []
         if NATIVE_FORMAT in formats:
@@ -47,7 +48,9 @@ def collect_jobs(model_folders: list[Path], formats: list[str], runtimes: list[s
         for artifact_folder in storage.artifact_folders(folder):
             manifest = storage.read_manifest(artifact_folder)
             fmt = manifest["format"]
-            if fmt in formats and not get_format(fmt).not_for(from_record(record)):  # not a stale leftover
+            stale = (get_format(fmt).not_for(from_record(record))  # a leftover of a format no longer made
+                     or manifest["source_model"]["record_sha256"] != record_sha)  # ... or of an earlier model
+            if fmt in formats and not stale:
                 found.append((fmt, artifact_folder, manifest["artifact"], manifest))
         for fmt, where, artifact, described in found:
             meta = _meta(record, described, base_accuracy)
@@ -56,5 +59,5 @@ def collect_jobs(model_folders: list[Path], formats: list[str], runtimes: list[s
             for runtime in runtimes_for(fmt):
                 if runtime.name in runtimes and not (runtime.base_only and record["variant"] != "base"):
                     jobs[runtime.name].append(Job(runtime.name, fmt, str(where), artifact, described["sha256"],
-                                                  str(folder), meta))
+                                                  str(folder), meta, described.get("files")))
     return jobs

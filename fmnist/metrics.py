@@ -2,6 +2,9 @@
 model, latency statistics, and every threshold they are judged by (defined here once)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+from enum import Enum
+
 import numpy as np
 
 MAX_ACCURACY_DROP = 0.005     # flag: accuracy more than 0.5 points below the source model
@@ -13,6 +16,36 @@ VALIDATION_IMAGES = 1000      # the export gate's slice: the first 1,000 test im
 # The regression alarm (bench/): a gate-passing artifact must stay within these on all test images,
 # and every artifact within REGRESSION_SLACK of the agreement it had when it was exported.
 REGRESSION_MAX_DROP, REGRESSION_MIN_AGREEMENT, REGRESSION_SLACK = 0.01, 0.985, 0.005
+
+
+class Direction(str, Enum):
+    AT_LEAST = "≥"
+    AT_MOST = "≤"
+
+
+@dataclass(frozen=True)
+class Target:
+    """A figure a model (or the whole zoo) must show: the metric, its bound, and which way is good.
+    The report finds each metric's figure (fmnist.report.analysis.TARGET_FIGURES) and judges it here."""
+    metric: str
+    bound: float
+    direction: Direction
+
+    def met(self, value: float) -> bool:
+        return value >= self.bound if self.direction is Direction.AT_LEAST else value <= self.bound
+
+
+def at_least(metric: str, bound: float) -> Target:
+    return Target(metric, bound, Direction.AT_LEAST)
+
+
+def at_most(metric: str, bound: float) -> Target:
+    return Target(metric, bound, Direction.AT_MOST)
+
+
+# The zoo's headline targets: an edge row against the Keras call, a full-integer file against its float one
+SPEEDUP_TARGET = at_least("speedup", 100)
+INT8_SHRINK_TARGET = at_least("int8_shrink", 3.5)
 
 
 def parity(reference: np.ndarray, probabilities: np.ndarray, labels: np.ndarray) -> dict:
@@ -50,3 +83,14 @@ def latency_stats(samples_ns) -> dict:
     p50, p90, p99 = np.percentile(us, [50, 90, 99])
     return {"p50": float(p50), "p90": float(p90), "p99": float(p99), "mean": float(us.mean()),
             "std": float(us.std()), "n": int(us.size)}
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of the points no other point beats on both lower latency and higher accuracy."""
+    order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1]))
+    front, best = [], -np.inf
+    for i in order:
+        if points[i][1] > best:
+            front.append(i)
+            best = points[i][1]
+    return front

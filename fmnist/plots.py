@@ -11,6 +11,7 @@ import numpy as np  # noqa: E402
 
 from fmnist.atomic import atomic_path  # noqa: E402
 from fmnist.data import CLASS_NAMES  # noqa: E402
+from fmnist.metrics import pareto_front  # noqa: E402
 
 DPI = 72
 
@@ -70,17 +71,6 @@ def lr_sweep(learning_rates, losses, pick: float, title: str, path: Path) -> Non
     ax.grid(alpha=0.3)
     ax.legend()
     _save(fig, path)
-
-
-def pareto_front(points: list[tuple[float, float]]) -> list[int]:
-    """Indices of the points no other point beats on both lower latency and higher accuracy."""
-    order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1]))
-    front, best = [], -np.inf
-    for i in order:
-        if points[i][1] > best:
-            front.append(i)
-            best = points[i][1]
-    return front
 
 
 def accuracy_vs_latency(rows: list[dict], path: Path) -> None:

@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
 import sys
+import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
 from fmnist import environment, storage
 from fmnist.atomic import write_json
 from fmnist.bundle import INDEX, TEST_SET, records_digest
-from fmnist.harness import Settings, run_isolated
+from fmnist.harness import Settings, agreements, run_isolated
+from fmnist.rows import row
 from fmnist.jobs import collect_jobs
 from fmnist.runtimes import get_runtime, list_runtimes
 
@@ -29,6 +32,8 @@ def check_bundle(bundle: Path) -> dict:
         index = json.loads((bundle / INDEX).read_text())
     except (OSError, ValueError) as e:
         raise storage.ArtifactError(f"{bundle / INDEX}: unreadable bundle index ({e})") from None
+    if not isinstance(index, dict) or not isinstance(index.get("files"), dict):
+        raise storage.ArtifactError(f"{bundle / INDEX}: not a bundle index")
     for name, sha in index["files"].items():
         path = bundle.parent / name
         if not path.is_file() or storage.file_sha256(path) != sha:
@@ -36,19 +41,68 @@ def check_bundle(bundle: Path) -> dict:
     return index
 
 
+def _label(text: str) -> str:
+    why = environment.valid_label(text)
+    if why:
+        raise argparse.ArgumentTypeError(f"{text!r}: {why}")
+    return text
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or not 0.001 <= value <= 3600:
+        raise argparse.ArgumentTypeError(f"{text} must be between 0.001 and 3600")
+    return value
+
+
+def _threads(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= value <= 1024:
+        raise argparse.ArgumentTypeError(f"{text} must be between 1 and 1024")
+    return value
+
+
+def _writable_file(text: str) -> Path:
+    """--out is checked before any work: a file (not a folder) in a folder this process can write."""
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{path} is a folder; give a file name such as pi5.json")
+    try:
+        with tempfile.NamedTemporaryFile(dir=path.parent if str(path.parent) else ".", prefix=".fmnist-check-"):
+            pass
+    except OSError as e:
+        raise argparse.ArgumentTypeError(f"cannot write in {path.parent} ({e.strerror or e})") from None
+    return path
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def main(argv, bundle: str, archive: str) -> int:
-    parser = argparse.ArgumentParser(prog=Path(archive).name, description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, required=True, help="where to write the result JSON")
-    parser.add_argument("--label", default=platform.node() or "device",
-                        help="this machine's name in the merged results (default: its hostname)")
+    parser = _Parser(prog=Path(archive).name, description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=_writable_file, required=True, help="where to write the result JSON")
+    parser.add_argument("--label", type=_label, default=None,
+                        help="this machine's name in the merged results (default: its hostname): letters, digits, "
+                             "'-', '_', '.'")
     parser.add_argument("--runtime", nargs="+", action="extend", default=[], metavar="RUNTIME",
                         help=f"runtimes to try (default: all that run the bundle's formats): {', '.join(list_runtimes())}")
-    parser.add_argument("--min-seconds", type=float, default=0.1, help="timed batch-1 seconds, at least")
-    parser.add_argument("--threads", type=int, default=None, help="threads for LiteRT/ONNX Runtime (all cores)")
+    parser.add_argument("--min-seconds", type=_seconds, default=0.1, help="timed batch-1 seconds, at least")
+    parser.add_argument("--threads", type=_threads, default=None, help="threads for LiteRT/ONNX Runtime (all cores)")
     parser.add_argument("--quiet", action="store_true", help="no progress")
     args = parser.parse_args(argv)
-    if args.label == environment.HOST_LABEL:
-        parser.error(f"--label {environment.HOST_LABEL!r} is the host's own; name this machine otherwise")
+    if args.label is None:
+        hostname = platform.node() or "device"
+        if environment.valid_label(hostname):
+            parser.error(f"this machine's hostname {hostname!r} is no plain name; give --label NAME")
+        args.label = hostname
     for name in args.runtime:
         if name not in list_runtimes():
             parser.error(f"unknown runtime {name!r}; choose from: {', '.join(list_runtimes())}")
@@ -74,8 +128,11 @@ def _run(args, bundle: Path, archive: str) -> int:
     for runtime in wanted:
         if not args.quiet:
             print(f"{runtime}: {len(jobs.get(runtime, []))} artifacts", file=sys.stderr, flush=True)
-        rows = run_isolated(runtime, jobs.get(runtime, []), str(bundle / TEST_SET), settings, not args.quiet)
-        records += [{**row, "machine": args.label} for row in rows]
+        records += run_isolated(runtime, jobs.get(runtime, []), str(bundle / TEST_SET), settings, not args.quiet)
+    for runtime in wanted:
+        for reference in get_runtime(runtime).agrees_with:
+            agreements(records, runtime, reference)
+    records = [row(**{k: v for k, v in r.items() if k != "top1"}, machine=args.label) for r in records]
     result = {"schema": 1, "kind": "fmnist-device-run", "bundle": {"version": index["version"], "sha256": index["sha256"],
                                                                   "file": Path(archive).name},
               "machine": machine, "environment": environment.describe(),

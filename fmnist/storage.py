@@ -17,7 +17,7 @@ import numpy as np
 # No `from __future__ import annotations` here: TypedDict must see NotRequired[...] unquoted to
 # know which keys are optional.
 
-from fmnist.atomic import write_json
+from fmnist.atomic import atomic_path, write_json
 
 DEFAULT_EXPORTS = Path(os.environ.get("FMNIST_EXPORTS", "exports"))
 # Weights only (HDF5): a trained model is rebuilt from its registry entry and given these weights,
@@ -99,6 +99,7 @@ class Manifest(TypedDict):
     export_seconds: float
     environment: dict
     cache_key: str
+    files: NotRequired[dict]        # SHA-256 of every file of the artifact (its C sources included)
 
 
 def cache_key(payload: dict) -> str:
@@ -211,6 +212,21 @@ def reference_probabilities(folder: Path) -> np.ndarray:
     return np.load(Path(folder) / PROBABILITIES_FILE)
 
 
+TRAINING_PLOTS = ("learning_curves.png", "confusion_matrix.png", "predictions.png")
+SUMMARY_FIELDS = ("model", "variant", "source", "summary", "params", "macs", "subset", "epochs_planned", "epochs_run",
+                  "stop_reason", "recipe", "train_seconds", "train_threads", "train_accuracy", "validation_accuracy",
+                  "test_accuracy", "reported", "environment", "cache_key")
+
+
+def training_summary(folder: Path) -> tuple[dict, list[Path]]:
+    """What results/ says of a trained model (its record without history and hashes), and the
+    plots its training drew (the learning-rate sweep's too)."""
+    record = read_record(folder)
+    folder = Path(folder)
+    plots = [folder / p for p in TRAINING_PLOTS] + [folder.parent / SWEEP_DIR / record["model"] / "lr_vs_loss.png"]
+    return {k: record.get(k) for k in SUMMARY_FIELDS}, [p for p in plots if p.is_file()]
+
+
 def trained_folders(exports: Path) -> list[Path]:
     """Every model folder under exports/ (base models and variants)."""
     return sorted(p.parent for p in Path(exports).glob(f"*/{RECORD_FILE}"))
@@ -226,13 +242,36 @@ def read_manifest(folder: Path) -> Manifest:
                          "re-export it (fmnist-export --force)")
 
 
-def verified_path(folder: Path, artifact: str, sha256: str) -> Path:
-    """The artifact's path, after checking its bytes are the ones its manifest describes."""
+def file_hashes(folder: Path, skip: tuple = (MANIFEST_FILE,)) -> dict:
+    """SHA-256 of every file an artifact consists of (a tflm export's C sources beside its graph):
+    recorded in its manifest, so none of them can change unnoticed."""
+    folder = Path(folder)
+    return {p.relative_to(folder).as_posix(): file_sha256(p) for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.relative_to(folder).as_posix() not in skip}
+
+
+def artifact_files(folder: Path, manifest: dict) -> list[Path]:
+    """The files an artifact consists of, as its manifest lists them (older manifests: the artifact)."""
+    path = Path(folder) / manifest["artifact"]
+    listed = manifest.get("files")
+    if listed:
+        return [Path(folder) / name for name in listed]
+    return [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+
+
+def verified_path(folder: Path, artifact: str, sha256: str, files: dict | None = None) -> Path:
+    """The artifact's path, after checking its bytes (and those of every other file its manifest
+    lists, `files`) are the ones its manifest describes."""
     path = Path(folder) / artifact
     actual = digest(path, sizes=False)["sha256"]
     if actual != sha256:
         raise ArtifactError(f"{path}: SHA-256 {actual[:12]}… does not match its manifest's "
                             f"{sha256[:12]}…; re-export it (fmnist-export --force)")
+    for name, expected in (files or {}).items():
+        other = Path(folder) / name
+        if not other.is_file() or file_sha256(other) != expected:
+            raise ArtifactError(f"{other}: missing, or its SHA-256 does not match its manifest; re-export it "
+                                f"(fmnist-export --force)")
     return path
 
 
@@ -241,7 +280,7 @@ def cached_manifest(folder: Path, key: str) -> Manifest | None:
     try:
         manifest = read_manifest(folder)
         if manifest["cache_key"] == key:
-            verified_path(folder, manifest["artifact"], manifest["sha256"])
+            verified_path(folder, manifest["artifact"], manifest["sha256"], manifest.get("files"))
             return manifest
     except ArtifactError:
         pass
@@ -274,18 +313,32 @@ def clear_failure(model_folder: Path, fmt: str) -> None:
 
 
 # --- measurements reused by artifact hash ---------------------------------------------------------
-def _measurement_path(artifact_folder: Path, runtime: str) -> Path:
-    return Path(artifact_folder) / f"{runtime}.measured.json"
+def _measurement_path(artifact_folder: Path, runtime: str, suffix: str = "measured.json") -> Path:
+    return Path(artifact_folder) / f"{runtime}.{suffix}"
 
 
 def cached_measurement(artifact_folder: Path, runtime: str, key: str) -> dict | None:
-    """Figures a slow runtime measured on this very artifact before (same key), else None."""
+    """Figures measured on this very artifact before (same key), with their `top1` predictions,
+    else None."""
     try:
         saved = json.loads(_measurement_path(artifact_folder, runtime).read_text())
+        top1 = np.load(_measurement_path(artifact_folder, runtime, "top1.npy"))
     except (OSError, ValueError):
         return None
-    return saved.get("figures") if isinstance(saved, dict) and saved.get("cache_key") == key else None
+    if not isinstance(saved, dict) or saved.get("cache_key") != key or saved.get("top1_sha256") != _sha(top1):
+        return None
+    return {**saved["figures"], "top1": top1}
+
+
+def _sha(array: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
 
 
 def write_measurement(artifact_folder: Path, runtime: str, key: str, figures: dict) -> None:
-    write_json(_measurement_path(artifact_folder, runtime), {"cache_key": key, "figures": figures})
+    """The figures as JSON and the predictions (`top1`, one class per test image) as .npy beside them."""
+    top1 = figures["top1"]
+    with atomic_path(_measurement_path(artifact_folder, runtime, "top1.npy")) as tmp:
+        np.save(tmp, top1)
+    write_json(_measurement_path(artifact_folder, runtime),
+               {"cache_key": key, "top1_sha256": _sha(top1),
+                "figures": {k: v for k, v in figures.items() if k != "top1"}})

@@ -155,6 +155,7 @@ def _export_one(source: Source, fmt: Format, key: str, ctx: ExportContext) -> di
             "validation": validate(fmt, tmp / fmt.filename, source.images, source.labels, source.reference,
                                    ctx.variant),
             "export_seconds": seconds, "environment": environment.describe(source.seed), "cache_key": key,
+            "files": storage.file_hashes(tmp),
         }
         write_json(tmp / storage.MANIFEST_FILE, manifest)
     return manifest

@@ -45,6 +45,16 @@ class Runtime:
     single_threaded: bool = False  # one core per artifact: the benchmark measures several at once
 
     package: str = ""          # the Python package it needs (import name), checked by unavailable()
+    library: str = ""          # the module that loads its kernels (default: package), imported
+    #                            before the memory baseline, so a row's memory is the model's own
+    latency_scope: str = ("the runtime call alone: inputs are bound before the timed loop and outputs read "
+                          "after it, so int8 quantize/dequantize and input copies are excluded")
+    derived_throughput: str | None = None  # how throughput is derived where it is not measured
+    agrees_with: tuple = ()    # runtimes whose rows of the same file this one's top-1 is compared with
+
+    def import_library(self) -> None:
+        import importlib
+        importlib.import_module(self.library or self.package)
 
     def unavailable(self) -> str | None:
         """Why this runtime cannot run here (its package missing, no GPU, ...), or None."""

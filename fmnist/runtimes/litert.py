@@ -75,6 +75,7 @@ class LiteRTSession(Session):
 
 class LiteRT(Runtime):
     package = "ai_edge_litert"
+    library = "ai_edge_litert.interpreter"
     edge = True
     name = "litert"
     formats = ("tflite", "tflite-fp16", "tflite-dynamic", "tflite-int8", "tflite-int16x8", "tflite-int8-mixed")

@@ -66,7 +66,9 @@ def interpreter(data: bytes, arena_size: int | None = None):
 
 # Probing arenas in this process is unsafe: TFLM (this build) sometimes segfaults instead of failing
 # in an arena that is too small (seen at 3,000 bytes for a CNN that fails cleanly at 2,048 and
-# 4,096). So each probe runs in a worker process; a worker that dies answered "too small".
+# 4,096). So each probe runs in a worker process. It answers "ok", "too small" (TFLM's own
+# allocation failure) or "error: ..." (anything else); a worker that dies below the arena TFLM's
+# recording allocator reported answered "too small", above it that is an error.
 PROBE_WORKER = """
 import os, sys
 import numpy as np
@@ -80,16 +82,23 @@ for line in sys.stdin:
         micro.set_input(np.zeros(detail["shape"], detail["dtype"]), 0)
         micro.invoke()
         print("ok", flush=True)
-    except Exception:
-        print("too small", flush=True)
+    except RuntimeError as e:
+        print("too small" if "allocate" in str(e) else f"error: {e}", flush=True)
+    except Exception as e:
+        print(f"error: {type(e).__name__}: {e}".splitlines()[0], flush=True)
 """
+ARENA_CAP = 64 << 20  # no microcontroller has more: a model that needs more is an error, not a search
+
+
+class ArenaError(RuntimeError):
+    """The arena search failed for another reason than a too-small arena, or passed its cap."""
 
 
 class _ArenaProbe:
     """Asks a worker process whether the model runs in an arena of a given size."""
 
-    def __init__(self, path: Path):
-        self.path, self.worker = path, None
+    def __init__(self, path: Path, recorded: int | None):
+        self.path, self.recorded, self.worker = path, recorded, None
 
     def runs(self, size: int) -> bool:
         import subprocess
@@ -105,6 +114,12 @@ class _ArenaProbe:
         if not answer:  # the worker crashed on this size
             self.worker.wait()
             self.worker = None
+            if self.recorded is not None and size >= self.recorded:
+                raise ArenaError(f"TFLM crashed in an arena of {size:,} bytes, above the {self.recorded:,} "
+                                 f"its recording allocator reported")
+            return False
+        if answer.startswith("error"):
+            raise ArenaError(f"arena probe at {size:,} bytes: {answer}")
         return answer == "ok"
 
     def close(self):
@@ -130,11 +145,13 @@ def arena_sizes(path: Path) -> tuple[int, int | None]:
     roomy.set_input(np.zeros(detail["shape"], detail["dtype"]), 0)
     roomy.invoke()
     recorded = recorded_arena(roomy)
-    probe = _ArenaProbe(Path(path))
+    probe = _ArenaProbe(Path(path), recorded)
     try:
         high = recorded or len(data)
         while not probe.runs(high):
-            high *= 2
+            if high >= ARENA_CAP:
+                raise ArenaError(f"the model does not run in a {ARENA_CAP >> 20} MiB arena (the search's cap)")
+            high = min(2 * high, ARENA_CAP)
         low = 1
         while low < high:
             middle = (low + high) // 2
@@ -177,12 +194,11 @@ class TFLMSession(Session):
         return dequantize(raw, self.output)
 
     def extras(self, images, probabilities):
-        from fmnist.runtimes.litert import LiteRTSession
-        litert = LiteRTSession(self.path, threads=1).predict(images, batch_size=1)  # batch-1 graphs can't resize
+        """The arena and flash a firmware needs, and the ops. Agreement with LiteRT on the same file
+        is added by the caller from LiteRT's own row (harness.agreements): no LiteRT pass here."""
         smallest, recorded = arena_sizes(self.path)
         return {"tflm": {"arena_bytes_min": smallest, "arena_bytes_recorded": recorded, "flash_bytes": len(self.data),
-                         "ops": sorted(set(op_names(self.path))),
-                         "agreement_with_litert": float(np.mean(litert.argmax(1) == probabilities.argmax(1))),
+                         "ops": sorted(set(op_names(self.path))), "agreement_with_litert": None,
                          "latency_scope": HOST_LATENCY}}
 
 
@@ -196,6 +212,10 @@ class TFLM(Runtime):
     single_threaded = True
 
     package = "tflite_micro"
+    library = "tflite_micro.python.tflite_micro.runtime"
+    latency_scope = HOST_LATENCY
+    derived_throughput = "1e6 / mean batch-1 latency: the interpreter takes one image per call"
+    agrees_with = ("litert",)  # the same int8 file on LiteRT: do the two interpreters give the same answers
 
     def load(self, path, fmt, threads=None):
         return TFLMSession(path)

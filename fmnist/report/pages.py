@@ -1,0 +1,244 @@
+"""The pages of results/ that every run has: README (headline, own-model targets, method), accuracy,
+latency, size, and training. One render function per page, from the run's document and the
+analysis; a page's plots are drawn into the folder being published."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from tabulate import tabulate
+
+from fmnist.metrics import MAX_ACCURACY_DROP, MIN_AGREEMENT, VARIANT_MAX_DROP
+from fmnist.models import get_spec
+from fmnist.report import analysis as a
+
+NO_DATA = "_No measured rows in this run for this section._"
+
+
+def pct(value) -> str:
+    return "" if value is None else f"{100 * value:.2f}%"
+
+
+def us(value) -> str:
+    if value is None:
+        return ""
+    return f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
+
+
+def table(rows, headers) -> str:
+    return tabulate(rows, headers, tablefmt="github", disable_numparse=True) if rows else NO_DATA
+
+
+def features(machine: dict) -> str:
+    """', with avx2, fma' (a CPU's name does not tell its vector extensions); '' for older records."""
+    found = machine.get("cpu_features")
+    return f", with {', '.join(found)}" if found else ""
+
+
+def environment_lines(env: dict) -> list[str]:
+    versions = ", ".join(f"{k} {v}" for k, v in env["versions"].items() if v)
+    return ["## Environment", "",
+            f"- CPU: {env['cpu']} ({env['cores']} cores, {env['machine']}{features(env)}), Python {env['python']}",
+            f"- Libraries: {versions}", f"- Seed: {env['seed']}; run on {env['date']}", ""]
+
+
+def method_lines(document: dict) -> list[str]:
+    settings, records = document["settings"], document["records"]
+    scopes = sorted({(r["runtime"], r["latency_scope"]) for r in records if r.get("latency_scope")})
+    lines = ["## Method", "",
+             f"- Batch-1 latency: {settings['warmup_calls']} warm-up calls, then at least {settings['min_calls']} "
+             f"calls and {settings['min_seconds']} s (at most {settings['max_calls']:,}). What is timed, per runtime:",
+             *[f"  - {runtime}: {scope}" for runtime, scope in scopes],
+             f"- Throughput at batch {settings['throughput_batch']}, timed (a runtime that takes one image per "
+             f"call says how its figure is derived: `throughput_scope`); accuracy on all 10,000 test images; parity "
+             f"against the Keras source model of the same variant.",
+             f"- Flagged (⚠): accuracy more than {100 * MAX_ACCURACY_DROP:g} pts below the source model, or top-1 "
+             f"agreement under {100 * MIN_AGREEMENT:g}%; a variant whose own Keras accuracy is more than "
+             f"{100 * VARIANT_MAX_DROP:g} pt below its base model's is flagged as such (the variant lost it, not "
+             f"the export). Flagged artifacts are measured like any other: what they cost is the answer.",
+             "- Memory: each runtime runs in a process of its own, its library imported before the baseline. "
+             "Peak RSS is the process's high-water mark over loading the artifact, the first call, warm-up and "
+             "the timed batch-1 loop (the footprint an edge device needs for one image), read before any larger "
+             "batch runs; model RSS is the part of it above the baseline. The peak after the accuracy "
+             "(batch-1,000) and throughput passes is a separate figure (`peak_rss_mb_large_batches`)."]
+    overhead = document.get("harness_overhead")
+    if overhead:
+        lines.append(f"- Harness overhead: on {Path(overhead['artifact']).parent.parent.name} TFLite, "
+                     f"{overhead['rounds']} interleaved rounds of the harness's timed loop and a bare "
+                     f"`interpreter.invoke()` loop: {overhead['harness_p50_us']:.2f} µs against "
+                     f"{overhead['bare_loop_us']:.2f} µs per call, ratio {overhead['ratio']:.3f} (interquartile "
+                     f"{overhead['ratio_lower_quartile']:.3f}-{overhead['ratio_upper_quartile']:.3f}).")
+    reused = sum(bool(r.get("reused")) for r in records)
+    if reused:
+        lines.append(f"- {reused} of the {sum(r['status'] == 'ok' for r in records)} measured rows were measured by "
+                     f"an earlier run on this machine, of the same file, settings and measuring code, and reused.")
+    return lines + [""]
+
+
+def _headline_row(h: a.Headline) -> list:
+    integer = h.integer
+    return [h.model, h.source, pct(h.accuracy), us(h.reference["latency_us"]["p50"]) if h.reference else "not measured",
+            a.label(h.fastest) if h.fastest else "none sound", pct(h.fastest["accuracy"]) if h.fastest else "",
+            us(h.fastest["latency_us"]["p50"]) if h.fastest else "", f"{h.speedup:,.0f}×" if h.speedup else "",
+            f"{a.label(h.smallest)}: {h.smallest['size_bytes']:,} B" if h.smallest else "",
+            (f"{a.label(integer)}: {pct(integer['accuracy'])} ({100 * integer['accuracy_delta']:+.2f} pts), "
+             f"{integer['size_bytes']:,} B" + (f", {h.integer_shrink:.2f}× smaller" if h.integer_shrink else "")
+             + (" ⚠" if integer["flagged"] else "")) if integer else "not measured"]
+
+
+def _missed_lines(h: a.Headline) -> list[str]:
+    said = {"speedup": f"the fastest sound edge row is {h.speedup or 0:.0f}× the Keras call",
+            "int8_shrink": f"its smallest full-integer artifact is {h.best_shrink or 0:.2f}× smaller than its float "
+                           f"counterpart (a small network's file is mostly fixed overhead)"}
+    return [f"- {h.model}: {said[t.metric]}, short of {t.bound:g}×" for t in h.missed]
+
+
+def _verdict_line(v: a.Verdict) -> str:
+    shown = {"accuracy": pct, "bytes": lambda x: f"{x:,.0f} B", "us": lambda x: f"{us(x)} µs",
+             "seconds": lambda x: f"{x / 60:.1f} min"}[v.target.metric.rsplit("_", 1)[-1]]
+    if v.value is None:
+        return f"- {v.what}: not measured in this run"
+    return (f"- {v.what} {shown(v.value)} (target {v.target.direction.value} {shown(v.target.bound)}): "
+            f"{'met' if v.met else '**missed**'}")
+
+
+def own_model_lines(document: dict) -> list[str]:
+    """Our own models against their registered targets, and where they sit on the Pareto front."""
+    ok = a.ok_rows(document["records"])
+    host = [r for r in ok if r.get("machine", "host") == "host"]
+    front = {id(r) for r in a.front_rows(host)}
+    trained = {(t["model"], t["variant"]): t for t in document.get("trained", [])}
+    lines = []
+    for model in sorted({r["model"] for r in host if r["source"] == "own"}):
+        mine = [r for r in host if r["model"] == model]
+        lines += [f"**{model}** ({get_spec(model).summary}):", "",
+                  *map(_verdict_line, a.verdicts(get_spec(model).targets, mine, trained.get((model, "base")))),
+                  f"- rows on the accuracy-vs-latency Pareto front: "
+                  f"{', '.join(a.label(r) for r in mine if id(r) in front) or 'none'}", ""]
+    return lines
+
+
+def readme(document: dict, pages: dict[str, str], plots: list[str]) -> str:
+    """results/README.md: the headline, own models' targets, method, and links to the pages made."""
+    host = [r for r in document["records"] if r.get("machine", "host") == "host"]
+    heads = a.headlines(host)
+    edge = sorted({r["runtime"] for r in a.ok_rows(host) if a.is_edge(r)})
+    lines = ["# Results: which model, in which format, on which runtime", "",
+             "Written by `fmnist-bench` (`tox -e bench`) from a real run; do not edit by hand. Every page and "
+             "row here is this run's (device rows: as their machines reported them, see devices.md).", "",
+             "## Headline", "",
+             table([_headline_row(h) for h in heads],
+                   ["model", "README", "source acc", "Keras call p50 µs",
+                    f"fastest edge row within {100 * MAX_ACCURACY_DROP:g} pts", "its acc", "p50 µs", "speed-up",
+                    "smallest sound artifact", "best int8-class artifact: int8, 16x8 or int8-mixed (acc, Δ vs its "
+                    "Keras model, size, vs float)"]), "",
+             f"Fastest edge row: the lowest batch-1 p50 on an edge runtime ({', '.join(edge) or 'none measured'}) "
+             f"among rows that are not flagged and within {100 * MAX_ACCURACY_DROP:g} points of the source model's "
+             f"accuracy.", ""]
+    missed = [line for h in heads for line in _missed_lines(h)]
+    if missed:
+        lines += ["Where a target is missed:", "", *missed, ""]
+    own = own_model_lines(document)
+    if own:
+        lines += ["## Our own model against its targets", "", *own]
+    lines += [*environment_lines(document["environment"]), *method_lines(document), "## More", "",
+              *[f"- [{name}]({name}): {what}" for name, what in pages.items()], "",
+              *[f"![{p.rsplit('/', 1)[-1][:-4].replace('_', ' ')}]({p})" for p in plots], ""]
+    problems = [f"- **{r['runtime']}** ({r['device']}) not measured: {r['error']}" if r["status"] == "unavailable"
+                else f"- {r['model']} {r['variant']} {r['format']} on {r['runtime']}: {r['error']}"
+                for r in host if r["status"] in ("unavailable", "error")]
+    if problems:
+        lines += ["## Not measured, and errors", "", *problems, ""]
+    if document.get("not_made"):
+        lines += ["## Not made (format does not apply to the variant)", "",
+                  *sorted({f"- {s['format']} of {s['variant']} variants: {s['reason']}" for s in document["not_made"]}),
+                  ""]
+    return "\n".join(lines)
+
+
+def _page(title: str, body: str, document: dict) -> str:
+    return "\n".join([f"# {title}", "", "Written by `fmnist-bench` from a real run.", "", body, "",
+                      *environment_lines(document["environment"]), *method_lines(document)])
+
+
+def accuracy_page(document: dict) -> str:
+    rows = [[r["model"], r["variant"], r["format"], r["runtime"], pct(r["accuracy"]),
+             f"{100 * r['accuracy_delta']:+.2f}", pct(r["agreement"]), f"{r['max_abs_diff']:.1e}",
+             pct(r["source_accuracy"]) + (f" ({100 * (r['source_accuracy'] - r['base_test_accuracy']):+.2f} vs base)"
+                                          if r.get("base_test_accuracy") is not None else ""),
+             "⚠ " + ", ".join(r["flag_reasons"]) if r["flagged"] else ""] for r in a.ok_rows(_host(document))]
+    return _page("Accuracy and parity", table(rows, [
+        "model", "variant", "format", "runtime", "accuracy", "Δ pts vs its Keras model", "top-1 agreement",
+        "max |Δp|", "its Keras model's acc", "flag"]), document)
+
+
+def _host(document: dict) -> list[dict]:
+    return [r for r in document["records"] if r.get("machine", "host") == "host"]
+
+
+def latency_page(document: dict) -> str:
+    ok = a.ok_rows(_host(document))
+    keras = a.reference_rows(ok)
+    rows = []
+    for r in ok:
+        lat, single, ref = r["latency_us"], r.get("single_thread"), keras.get(r["model"])
+        derived = "" if r.get("throughput_scope", "measured") == "measured" else " (derived)"
+        rows.append([r["model"], r["variant"], r["format"], r["runtime"], r["threads"] or "all",
+                     us(lat["p50"]), us(lat["p90"]), us(lat["p99"]), us(lat["mean"]), us(lat["std"]), lat["n"],
+                     f"{ref['latency_us']['p50'] / lat['p50']:,.0f}×" if ref else "",
+                     us(single["latency_us"]["p50"]) if single else "", f"{r['throughput_ips']:,.0f}{derived}",
+                     f"{single['throughput_ips']:,.0f}" if single else "", f"{r['load_ms']:.1f}",
+                     f"{r['first_inference_ms']:.2f}", f"{r['peak_rss_mb']:.1f}", f"{r['model_rss_mb']:.1f}",
+                     f"{r['peak_rss_mb_large_batches']:.0f}" if r.get("peak_rss_mb_large_batches") else ""])
+    return _page("Latency, throughput, cold start, memory", table(rows, [
+        "model", "variant", "format", "runtime", "threads", "p50 µs", "p90", "p99", "mean", "std", "calls",
+        "vs Keras call", "p50 µs 1 thread", "img/s", "img/s 1 thread", "load ms", "first call ms",
+        "batch-1 peak RSS MB", "batch-1 model RSS MB", "peak RSS MB after large batches"]), document)
+
+
+def size_page(document: dict) -> str:
+    ok = a.ok_rows(_host(document))
+    seen, rows = set(), []
+    for r in ok:
+        if (r["model"], r["variant"], r["format"]) in seen:
+            continue
+        seen.add((r["model"], r["variant"], r["format"]))
+        shrink = a.shrink(r, ok)
+        rows.append([r["model"], r["variant"], r["format"], f"{r['size_bytes']:,}", f"{r['size_gzip_bytes']:,}",
+                     f"{shrink:.2f}×" if shrink else "", f"{r['params']:,}",
+                     f"{r['nonzero_params']:,}" if r.get("nonzero_params") else "", f"{r['macs']:,}"])
+    return _page("Size", table(rows, ["model", "variant", "format", "bytes", "gzip bytes", "float counterpart / this",
+                                      "params", "non-zero params", "MACs/image"]), document)
+
+
+def _quick_run(t: dict) -> str:
+    """Says when a row is not the full recipe, so a quick run is never mistaken for a result."""
+    parts = ([f"subset of {t['subset']} images"] if t["subset"] else []) + (
+        [f"{t['epochs_planned']} epochs"] if t["epochs_planned"] != get_spec(t["model"]).recipe.epochs else [])
+    return f" (quick run: {', '.join(parts)})" if parts else ""
+
+
+def training_page(trained: list[dict], plot_links: dict) -> str | None:
+    """results/training.md: one row per trained base model, with the plots copied beside it."""
+    names = {"train_accuracy": "train", "validation_accuracy": "val", "test_accuracy": "test"}
+    rows = []
+    for t in (t for t in trained if t["variant"] == "base"):
+        threads = t.get("train_threads")
+        rows.append([t["model"] + _quick_run(t), t["source"], f"{t['params']:,}",
+                     f"{t['epochs_run']}/{t['epochs_planned']}", t["stop_reason"],
+                     f"{t['recipe']['optimizer']} lr {t['recipe']['learning_rate']:.3g}",
+                     pct(t["train_accuracy"]), pct(t.get("validation_accuracy")), pct(t["test_accuracy"]),
+                     ", ".join(f"{names[k]} {pct(v)}" for k, v in t.get("reported", {}).items()) or "none",
+                     f"{t['train_seconds']:.0f} s" + (f" ({threads} thread{'s' * (threads > 1)})" if threads else ""),
+                     " · ".join(f"[{Path(p).stem.replace('_', ' ')}]({p})" for p in plot_links.get(t["model"], []))])
+    if not rows:
+        return None
+    return "\n".join([
+        "# Training: every registered model by its README's recipe", "",
+        "Written by `fmnist-train` / `fmnist-bench` from the training records; do not edit by hand. Train "
+        "accuracy is the last epoch's running average (as Keras reports it and the READMEs quote it); val is the "
+        "recipe's validation data (the test set for READMEs 001/002, a held-out 5,000 training images for 003); "
+        "test is the 10,000 test images. Train time is wall-clock; `fmnist-bench` and `fmnist-export` train one "
+        "model per core at a time, one thread each (shown), `fmnist-train` one at a time on every core.", "",
+        table(rows, ["model", "README", "params", "epochs run", "stop reason", "optimizer", "train acc", "val acc",
+                     "test acc", "README reports", "train time", "plots"]), "",
+        *environment_lines(trained[0]["environment"])])

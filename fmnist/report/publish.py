@@ -1,0 +1,138 @@
+"""One publish: the whole results/ folder is written to a temp folder and swapped in at once
+(`atomic_dir`), so a reader sees the old results or the new ones, never a mix, and a page this run
+did not make is gone (README links only the pages that exist). Device results merged earlier
+(results/devices/*.json, checked when merged) are carried over; so is everything else when only
+the training page is republished."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+from pathlib import Path
+
+from fmnist import plots
+from fmnist.atomic import atomic_dir, write_json, write_text
+from fmnist.environment import HOST_LABEL
+from fmnist.report import analysis, pages, topics
+
+DEVICES_DIR = "devices"
+TRAINING_DIR = "training"
+TOPICS = {  # optional pages: file -> (render function, what the README says of it)
+    "quantization.md": (topics.quantization_page, "per-layer int8 error, and what 16x8, mixed precision and QAT "
+                                                  "buy back"),
+    "micro.md": (topics.micro_page, "every int8 artifact on TensorFlow Lite for Microcontrollers: arena, flash, "
+                                    "accuracy, and which boards hold it"),
+    "devices.md": (topics.devices_page, "the same artifacts measured on other machines by the bundle runner "
+                                        "(`fmnist-bench merge`)"),
+}
+
+
+def device_results(results: Path) -> list[dict]:
+    """The device runs merged into results/ (results/devices/<label>.json, checked when merged)."""
+    found = []
+    for path in sorted((Path(results) / DEVICES_DIR).glob("*.json")):
+        try:
+            found.append(json.loads(path.read_text()))
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def flatten(record: dict, prefix: str = "") -> dict:
+    """Nested fields as dotted columns (latency_us.p50), for the CSV."""
+    flat = {}
+    for key, value in record.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        elif isinstance(value, list):
+            flat[f"{prefix}{key}"] = "; ".join(map(str, value))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _csv(records: list[dict]) -> str:
+    rows = [flatten(r) for r in records]
+    out = io.StringIO()
+    writer = csv.DictWriter(out, list(dict.fromkeys(k for row in rows for k in row)))
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def _training(folder: Path, trained: list[dict], plot_files: dict | None, old: Path) -> str | None:
+    """training.md and its plots in `folder`: copied from the exports (plot_files) or, when the run
+    brought none (a merge), from the results being replaced."""
+    links = {}
+    if plot_files is None and (old / TRAINING_DIR).is_dir():
+        shutil.copytree(old / TRAINING_DIR, folder / TRAINING_DIR)
+        plot_files = {p.name: sorted(p.iterdir()) for p in (folder / TRAINING_DIR).iterdir() if p.is_dir()}
+        links = {m: [f"{TRAINING_DIR}/{m}/{f.name}" for f in files] for m, files in plot_files.items()}
+    else:
+        for model, files in (plot_files or {}).items():
+            (folder / TRAINING_DIR / model).mkdir(parents=True)
+            for file in files:
+                shutil.copy(file, folder / TRAINING_DIR / model / Path(file).name)
+            links[model] = [f"{TRAINING_DIR}/{model}/{Path(f).name}" for f in files]
+    text = pages.training_page(trained, links) if trained else None
+    if text is None:
+        shutil.rmtree(folder / TRAINING_DIR, ignore_errors=True)
+    return text
+
+
+def publish_benchmark(document: dict, results: Path, training_plots: dict | None = None,
+                      new_devices: list[dict] = ()) -> dict:
+    """Write results/ whole from the run's document (host rows), the devices merged before and
+    `new_devices` (checked device results: one replaces an earlier run of its label); returns the
+    document as written to benchmark.json."""
+    results = Path(results)
+    devices = list({d["machine"]["label"]: d for d in [*device_results(results), *new_devices]}.values())
+    host = [r for r in document["records"] if r.get("machine", HOST_LABEL) == HOST_LABEL]
+    document = {**document, "records": host + [r for d in devices for r in d["records"]],
+                "machines": {**{k: v for k, v in document.get("machines", {}).items() if k == HOST_LABEL},
+                             **{d["machine"]["label"]: d["machine"] for d in devices}}}
+    with atomic_dir(results) as tmp:
+        (tmp / "plots").mkdir()
+        for d in devices:
+            write_json(tmp / DEVICES_DIR / f"{d['machine']['label']}.json", d)
+        made = {"accuracy.md": "accuracy and parity, every row", "latency.md": "latency, throughput, cold start "
+                "and memory, every row", "size.md": "artifact sizes, parameters and MACs"}
+        write_text(tmp / "accuracy.md", pages.accuracy_page(document))
+        write_text(tmp / "latency.md", pages.latency_page(document))
+        write_text(tmp / "size.md", pages.size_page(document))
+        for name, (render, what) in TOPICS.items():
+            text = render(document, tmp)
+            if text:
+                write_text(tmp / name, text)
+                made[name] = what
+        training = _training(tmp, document.get("trained", []), training_plots, results)
+        if training:
+            write_text(tmp / "training.md", training)
+            made["training.md"] = "how each model was trained"
+        made["benchmark.json"] = "every record, with the environment and settings (fields: the project README)"
+        made["benchmark.csv"] = "the same records, one line each, nested fields flattened"
+        write_json(tmp / "benchmark.json", document)
+        write_text(tmp / "benchmark.csv", _csv(document["records"]))
+        ok = analysis.ok_rows(host)
+        drawn = []
+        if ok:
+            for plot in ("accuracy_vs_latency", "latency_by_runtime"):
+                getattr(plots, plot)(ok, tmp / "plots" / f"{plot}.png")
+                drawn.append(f"plots/{plot}.png")
+        write_text(tmp / "README.md", pages.readme(document, made, drawn))
+    return document
+
+
+def publish_training(trained: list[dict], training_plots: dict, results: Path) -> None:
+    """Republish only training.md (fmnist-train): every other file of results/ is carried over."""
+    results = Path(results)
+    with atomic_dir(results) as tmp:
+        if results.is_dir():
+            for item in results.iterdir():
+                if item.name in (TRAINING_DIR, "training.md") or item.name.startswith("."):
+                    continue
+                (shutil.copytree if item.is_dir() else shutil.copy2)(item, tmp / item.name)
+        text = _training(tmp, trained, training_plots, results)
+        if text:
+            write_text(tmp / "training.md", text)

@@ -1,0 +1,75 @@
+"""The result row of results/benchmark.json, defined once: every stage builds rows through `row()`,
+README's contract table is tested against `Row`, and a field nobody defined is a programming error.
+
+TF-free: the device runner builds its rows here too.
+"""
+from __future__ import annotations
+
+from typing import TypedDict
+
+
+class Row(TypedDict, total=False):
+    """One measured (or failed, or unavailable) artifact on one runtime on one machine."""
+    # what was measured, and where
+    model: str                       # registered model name
+    source: str                      # seed README ("000".."004"), "own", or "user"
+    variant: str                     # base, qat, pruned-50, pruned-50-qat, ...
+    format: str                      # keras, savedmodel, tflite, ..., onnx-int8
+    runtime: str                     # keras, keras-predict, tensorflow, litert, onnxruntime, tflm, ...
+    device: str                      # cpu, gpu, or the host running a microcontroller's interpreter
+    provider: str                    # the runtime's kernels (XNNPACK/builtin, CPUExecutionProvider, ...)
+    version: str                     # the runtime's version
+    threads: int | None              # None: the runtime's own default (all cores)
+    machine: str                     # "host" for fmnist-bench's own rows, or a device's label
+    artifact_sha256: str             # which file was measured
+    status: str                      # ok, error (with error) or unavailable (with error: why)
+    error: str | None
+    formats: list                    # unavailable rows: the formats this runtime would have run
+    reused: bool                     # figures measured by an earlier run on this machine, file and code
+    # parity with the Keras source model, on all test images
+    accuracy: float                  # top-1 on the test images, a fraction
+    source_accuracy: float           # the Keras source model's, on the same images
+    accuracy_delta: float
+    agreement: float                 # top-1 agreement with the source model
+    max_abs_diff: float              # of the class probabilities
+    per_class_accuracy_delta: dict
+    images: int                      # test images the parity figures are over
+    flagged: bool                    # accuracy > 0.5 pts down, agreement < 99%, or a variant's own loss
+    flag_reasons: list
+    source_test_accuracy: float      # the Keras model's own test accuracy (its record)
+    base_test_accuracy: float | None  # its base model's (variants)
+    variant_flags: list              # the variant's own loss against its base, if any
+    export_validation: dict          # the artifact's export gate: criterion, passed, figures
+    # speed
+    latency_us: dict                 # batch 1: p50, p90, p99, mean, std, n (microseconds)
+    latency_scope: str               # what was timed
+    load_ms: float                   # cold start: loading the artifact
+    first_inference_ms: float        # cold start: the first call
+    throughput_ips: float            # images per second at throughput_batch
+    throughput_batch: int
+    throughput_scope: str            # "measured" (timed calls at that batch), or how it was derived
+    single_thread: dict              # latency_us and throughput_ips on one thread
+    # size and memory
+    size_bytes: int
+    size_gzip_bytes: int
+    params: int
+    nonzero_params: int | None
+    macs: int                        # multiply-accumulates per image
+    peak_rss_mb: float               # the process's peak RSS at batch 1: load, warm-up, timed loop
+    model_rss_mb: float              # the part of it above the process before loading (library imported)
+    peak_rss_mb_large_batches: float  # the peak after the accuracy and throughput passes (larger batches)
+    # runtime-specific
+    delegated: bool                  # LiteRT: whether XNNPACK took the graph
+    tflm: dict                       # TFLM: arena_bytes_min, arena_bytes_recorded, flash_bytes, ops,
+    #                                  agreement_with_litert, latency_scope
+
+
+FIELDS = frozenset(Row.__annotations__)
+
+
+def row(**fields) -> Row:
+    """A result row; a field outside `Row` is a bug here, not a new column."""
+    unknown = set(fields) - FIELDS
+    if unknown:
+        raise TypeError(f"not a result field: {', '.join(sorted(unknown))} (add it to fmnist.rows.Row)")
+    return Row(**fields)
