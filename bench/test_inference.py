@@ -45,7 +45,7 @@ def test_harness_times_the_runtime_call_not_itself(tflite_job):
     when even the lower quartile of the paired ratios is over the limit (see harness.overhead_check)."""
     require(tflite_job)
     result = overhead_check(Path(tflite_job.folder) / tflite_job.artifact)
-    print(f"\n{tflite_job.meta['model']}: harness p50 {result['harness_p50_us']:.2f} µs, bare loop "
+    print(f"\n{tflite_job.meta['model']}: harness {result['harness_us']:.2f} µs, bare loop "
           f"{result['bare_loop_us']:.2f} µs, ratio {result['ratio']:.3f} "
           f"(quartiles {result['ratio_lower_quartile']:.3f}-{result['ratio_upper_quartile']:.3f})")
     assert not result["exceeds"], result

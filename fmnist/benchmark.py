@@ -2,11 +2,12 @@
 every runtime that runs its format -> publish results/."""
 from __future__ import annotations
 
+import datetime
 import time
 from dataclasses import asdict
 from pathlib import Path
 
-from fmnist import environment, report, storage
+from fmnist import cost, environment, report, storage
 from fmnist.config import RunConfig
 from fmnist.harness import Settings, agreements, overhead_check, run_isolated
 from fmnist.jobs import NATIVE_FORMAT, collect_jobs
@@ -49,7 +50,7 @@ def layer_errors(folders: list[Path], formats: list[str]) -> list[dict]:
     return found
 
 
-def _with_agreements(records: list[dict]) -> list[dict]:
+def finish_rows(records: list[dict]) -> list[dict]:
     """Each runtime's agreement with the runtime it names (TFLM's with LiteRT), from the rows'
     stored predictions; the predictions themselves do not go into results/."""
     for runtime in list_runtimes():
@@ -65,6 +66,7 @@ def run(names: list[str], formats: list[str], runtimes: list[str], variants: lis
     from fmnist import data, export
     from fmnist.export.pipeline import export_all
     runtimes = measured_runtimes(formats, runtimes)
+    started = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
     clock = time.perf_counter()
     seconds = {}
     ds = data.load(data_dir)
@@ -82,18 +84,21 @@ def run(names: list[str], formats: list[str], runtimes: list[str], variants: lis
         clock = time.perf_counter()
         records += run_isolated(runtime, jobs.get(runtime, []), data_dir, settings, progress)
         seconds[f"measure_{runtime}"] = time.perf_counter() - clock
-    records = [{**r, "machine": environment.HOST_LABEL} for r in _with_agreements(records)]
+    records = [{**r, "machine": environment.HOST_LABEL} for r in finish_rows(records)]
     overhead = None
+    clock = time.perf_counter()
     reference_tflite = next((j for j in jobs.get("litert", []) if j.format == "tflite"), None)
     if reference_tflite:
         overhead = overhead_check(Path(reference_tflite.folder) / reference_tflite.artifact)
+    seconds["harness_overhead_check"] = time.perf_counter() - clock
     summaries = [storage.training_summary(f) for f in folders.values()]
+    costs = cost.run_cost([s for s, _ in summaries], seconds, started, cost.dense_gflops())
     document = {"schema": 1, "environment": environment.describe(config.seed),
                 "machines": {environment.HOST_LABEL: environment.machine(environment.HOST_LABEL)},
                 "settings": asdict(settings), "stage_seconds": seconds, "harness_overhead": overhead,
                 "selection": {"models": names, "formats": formats, "runtimes": runtimes,
                               "variants": [v.name for v in variants]},
-                "not_made": skipped, "trained": [s for s, _ in summaries],
+                "not_made": skipped, "trained": [s for s, _ in summaries], "run_cost": costs,
                 "layer_errors": layer_errors(list(folders.values()), formats), "records": records}
     plots = {s["model"]: files for s, files in summaries if s["variant"] == "base"}
     return report.publish_benchmark(document, Path(results), plots)

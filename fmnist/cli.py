@@ -154,10 +154,14 @@ def train_main(argv=None) -> int:
     _list(parser, "--model", "name", "models to train (as NAME ...)")
     parser.add_argument("--all", action="store_true", help="every registered model (the default with no NAME)")
     parser.add_argument("--force", action="store_true", help="retrain even when a cached model matches")
+    parser.add_argument("--ablation", metavar="NAME",
+                        help="train each design change an own model lists and write results/ablation-NAME.md")
     _common(parser)
     args = parser.parse_args(argv)
     if args.all and (args.models or args.model):
         parser.error("give model names or --all, not both")
+    if args.ablation:
+        return _ablation(parser, args)
     names = _models(parser, args.models + args.model)
     exports = _exports(parser, args)
     _writable(parser, args.results, "--results", swapped=True)
@@ -173,6 +177,21 @@ def train_main(argv=None) -> int:
                  if (storage.model_dir(exports, name) / storage.RECORD_FILE).is_file()]
     report.publish_training([s for s, _ in summaries], {s["model"]: files for s, files in summaries}, args.results)
     print(f"wrote {args.results / 'training.md'}")
+    return 0
+
+
+def _ablation(parser, args) -> int:
+    """fmnist-train --ablation NAME: the design table of an own model, reproduced."""
+    with_ablations = [n for n in list_models() if get_spec(n).ablations]
+    if args.ablation not in with_ablations or args.models or args.model:
+        parser.error(f"--ablation takes one of {', '.join(with_ablations)} and no other model name")
+    exports = _exports(parser, args)
+    _writable(parser, args.results, "--results")
+    from fmnist import ablation, data
+    config = RunConfig(epochs=args.epochs, subset=args.subset)
+    found = ablation.run(args.ablation, exports, data.load(args.data_dir), config, progress=not args.quiet)
+    path = ablation.write(args.ablation, found, config, args.results)
+    print(f"wrote {path}: {len(found)} designs, {sum(reused for *_, reused in found)} reused")
     return 0
 
 
@@ -271,8 +290,9 @@ def pack_main(argv) -> int:
     images, labels = data.load_test_set(args.data_dir)
     index = bundle.pack(folders, formats, args.out, images, labels, names, exports)
     artifacts = sum(name.endswith("/manifest.json") for name in index["files"])
-    print(f"wrote {args.out}: {args.out.stat().st_size / 1e6:.1f} MB, {artifacts} artifacts of {len(names)} models; "
-          f"on the device: python3 {args.out.name} --out RESULT.json --label NAME")
+    print(f"wrote {args.out}: {args.out.stat().st_size / 1e6:.1f} MB (SHA-256 {storage.file_sha256(args.out)}), "
+          f"{artifacts} artifacts of {len(names)} models; on the device: python3 {args.out.name} --out RESULT.json "
+          f"--label NAME")
     return 0
 
 

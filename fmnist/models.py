@@ -7,7 +7,8 @@ batch of shape (N, 28, 28) with pixels in [0, 1].
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import fmnist  # noqa: F401  (selects tf_keras before TensorFlow loads)
@@ -88,6 +89,22 @@ class Recipe:
 
 
 @dataclass(frozen=True)
+class Ablation:
+    """One change to an own model's design, trained to show what that choice buys
+    (`fmnist-train --ablation NAME`): another architecture, and/or recipe fields changed."""
+    label: str
+    layers: tuple | None = None
+    recipe: tuple = ()                 # (Recipe field, value) pairs
+
+    @property
+    def slug(self) -> str:
+        return re.sub(r"[^a-z0-9]+", "-", self.label.lower()).strip("-")
+
+    def applied(self, spec: ModelSpec) -> ModelSpec:
+        return replace(spec, layers=self.layers or spec.layers, recipe=replace(spec.recipe, **dict(self.recipe)))
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     name: str
     source: str                        # seed README ("000".."004") or "own"
@@ -97,6 +114,7 @@ class ModelSpec:
     reported: dict = field(default_factory=dict)  # figures the README reports, as fractions
     notes: str = ""                    # where we chose a value the README leaves out
     targets: tuple = ()                # our own models: Targets the benchmark must show (fmnist.metrics.Target)
+    ablations: tuple = ()              # our own models: the design choices `fmnist-train --ablation` tests
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
@@ -278,7 +296,18 @@ def edge_cnn():
                      Recipe(learning_rate=2e-3, lr_schedule="cosine", epochs=20, augment=True),
                      notes="Adam 2e-3 with cosine decay to 0, 20 epochs, random horizontal flips",
                      targets=(at_least("keras_accuracy", 0.925), at_least("int8_accuracy", 0.923),
-                              at_most("int8_bytes", 100_000), at_most("p50_us", 50), at_most("train_seconds", 600)))
+                              at_most("int8_bytes", 100_000), at_most("p50_us", 50), at_most("train_seconds", 600)),
+                     ablations=(
+                         Ablation("two convs (no third conv)", layers=(
+                             AddChannel(), Conv(32, padding="same", batchnorm=True), MaxPool(2),
+                             Conv(64, padding="same", batchnorm=True), MaxPool(2), Dropout(0.3), Flatten(),
+                             Dense(10, "softmax"))),
+                         Ablation("a third conv of 128 and a third pool", layers=(
+                             AddChannel(), Conv(32, padding="same", batchnorm=True), MaxPool(2),
+                             Conv(64, padding="same", batchnorm=True), MaxPool(2), Conv(128, batchnorm=True),
+                             MaxPool(2), Dropout(0.3), Flatten(), Dense(10, "softmax"))),
+                         Ablation("no augmentation", recipe=(("augment", False),)),
+                         Ablation("constant learning rate instead of cosine", recipe=(("lr_schedule", "constant"),))))
 
 
 @register_model
@@ -293,4 +322,18 @@ def micro_cnn():
                      Recipe(learning_rate=2e-3, lr_schedule="cosine", epochs=20, augment=True),
                      notes="Adam 2e-3 with cosine decay to 0, 20 epochs, random horizontal flips (as edge_cnn)",
                      targets=(at_least("tflm_accuracy", 0.910), at_most("tflm_flash_bytes", 32 * 1024),
-                              at_most("tflm_arena_bytes", 16 * 1024), at_most("train_seconds", 600)))
+                              at_most("tflm_arena_bytes", 16 * 1024), at_most("train_seconds", 600)),
+                     ablations=(
+                         Ablation("first conv 8 filters", layers=(
+                             AddChannel(), Conv(8, padding="same", batchnorm=True), MaxPool(2),
+                             Conv(24, padding="same", batchnorm=True), MaxPool(2), Conv(32, batchnorm=True),
+                             Dropout(0.2), Flatten(), Dense(10, "softmax"))),
+                         Ablation("no BatchNorm", layers=(
+                             AddChannel(), Conv(12, padding="same"), MaxPool(2), Conv(24, padding="same"), MaxPool(2),
+                             Conv(32), Dropout(0.2), Flatten(), Dense(10, "softmax"))),
+                         Ablation("last conv padded (classifier reads 7x7x32)", layers=(
+                             AddChannel(), Conv(12, padding="same", batchnorm=True), MaxPool(2),
+                             Conv(24, padding="same", batchnorm=True), MaxPool(2),
+                             Conv(32, padding="same", batchnorm=True), Dropout(0.2), Flatten(), Dense(10, "softmax"))),
+                         Ablation("no flips", recipe=(("augment", False),)),
+                         Ablation("constant learning rate instead of cosine", recipe=(("lr_schedule", "constant"),))))

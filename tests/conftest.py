@@ -49,7 +49,7 @@ def exported(dataset, session_exports):
 
 
 QUICK = harness.Settings(warmup_calls=2, min_calls=5, min_seconds=0.001, max_calls=50, throughput_batch=32,
-                         throughput_seconds=0.001, test_images=500)
+                         throughput_seconds=0.001, test_images=500, reuse_figures=False)
 CONTRACT = ["model", "source", "variant", "format", "runtime", "device", "provider", "threads", "status",
             "accuracy", "accuracy_delta", "agreement", "max_abs_diff", "flagged", "latency_us", "load_ms",
             "first_inference_ms", "throughput_ips", "throughput_batch", "size_bytes", "size_gzip_bytes", "params",
@@ -59,7 +59,9 @@ CONTRACT = ["model", "source", "variant", "format", "runtime", "device", "provid
 @pytest.fixture(scope="session")
 def measured(exported, session_exports):
     """Every runtime on the base and QAT mlp128/cnn32_64 artifacts, measured in this process."""
+    from fmnist.benchmark import finish_rows
     folders = [model_dir(session_exports, m, v) for m in ("mlp128", "cnn32_64") for v in ("base", "qat")]
     jobs = collect_jobs(folders, ["keras", *list_formats()], list_runtimes())
-    return {name: harness.run_runtime(name, jobs.get(name, []), None, QUICK, progress=False)
-            for name in list_runtimes()}
+    rows = finish_rows([r for name in list_runtimes()
+                        for r in harness.run_runtime(name, jobs.get(name, []), None, QUICK, progress=False)])
+    return {name: [r for r in rows if r["runtime"] == name] for name in list_runtimes()}

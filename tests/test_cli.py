@@ -137,22 +137,76 @@ def test_the_measuring_core_imports_without_tensorflow():
 
 def test_ctrl_c_sent_to_a_parallel_export_stops_its_workers_and_leaves_nothing(tmp_path):
     """A SIGINT sent to the command alone (a `kill -INT`, not a terminal's Ctrl-C, which reaches
-    every process of the group) must still stop the worker processes at once, mid-training."""
+    every process of the group) must still stop the worker processes at once, mid-training. The
+    signal goes once the progress bar shows a training epoch, however many cores there are."""
+    import threading
+
     import psutil
     command = [sys.executable, "-c", "import sys; from fmnist.cli import export_main; sys.exit(export_main())",
                "--format", "tflite", "--model", "mlp4x2", "mlp128", "--epochs", "200", "--subset", "3000",
-               "--exports", str(tmp_path / "exports"), "--results", str(tmp_path / "results"), "--quiet"]
+               "--exports", str(tmp_path / "exports"), "--results", str(tmp_path / "results")]
     process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
-    parent = psutil.Process(process.pid)
-    deadline = time.monotonic() + 120
-    while len(parent.children(recursive=True)) < 3 and time.monotonic() < deadline:  # a manager, two workers
-        time.sleep(0.5)
-    workers = parent.children(recursive=True)
-    time.sleep(15)  # into their training (200 epochs: minutes)
+    seen, training = [], threading.Event()
+
+    def read():
+        for chunk in iter(lambda: process.stderr.read(64), ""):
+            seen.append(chunk)
+            if re.search(r"epoch [1-9]\d*/200", "".join(seen[-4:])):
+                training.set()
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    assert training.wait(timeout=300), "".join(seen)[-500:]
+    workers = psutil.Process(process.pid).children(recursive=True)
     process.send_signal(signal.SIGINT)
-    _, err = process.communicate(timeout=90)
-    assert process.returncode == 130
-    assert err.strip().splitlines()[-1].startswith("interrupted") and "Traceback" not in err
+    assert process.wait(timeout=90) == 130
+    reader.join(timeout=10)
+    err = "".join(seen)
+    assert err.strip().splitlines()[-1].split("\r")[-1].startswith("interrupted") and "Traceback" not in err
     psutil.wait_procs(workers, timeout=10)
     assert not [w for w in workers if w.is_running() and w.status() != psutil.STATUS_ZOMBIE]
     assert not [p for p in (tmp_path / "exports").rglob("*") if "tmp" in p.name]
+
+
+def test_nothing_to_measure_is_exit_2_and_leaves_results_as_they_were(tmp_path, capsys):
+    (tmp_path / "README.md").write_text("earlier results")
+    with pytest.raises(SystemExit) as exit_:
+        cli.bench_main(["--runtime", "tflm", "--format", "onnx", "--results", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.count("\n") == 1 and "nothing to measure" in err
+    assert [p.name for p in tmp_path.iterdir()] == ["README.md"]
+
+
+def test_two_sparsities_get_two_folders_and_neither_touches_the_other(trained, tmp_path, capsys):
+    import shutil
+    shutil.copytree(trained("mlp4x2"), tmp_path / "mlp4x2")
+    argv = ["--format", "tflite", "tflite-int8", "--model", "mlp4x2", "--epochs", "1", "--subset", "4000",
+            "--finetune-epochs", "1", "--exports", str(tmp_path), "--quiet"]
+    assert cli.export_main([*argv, "--prune", "0.5"]) == 0
+    half = {p: p.read_bytes() for p in (tmp_path / "mlp4x2-pruned-50").rglob("*") if p.is_file()}
+    assert cli.export_main(["--format", "tflite", *argv[3:], "--prune", "0.504"]) == 0
+    assert {p: p.read_bytes() for p in (tmp_path / "mlp4x2-pruned-50").rglob("*") if p.is_file()} == half
+    assert (tmp_path / "mlp4x2-pruned-50.4" / "tflite" / "manifest.json").is_file()
+    with pytest.raises(SystemExit):
+        cli.export_main([*argv, "--prune", "0.50001"])  # finer than a name can tell apart: refused
+    assert "at most 4 decimals" in capsys.readouterr().err
+
+
+def test_an_altered_trained_model_stops_export_in_one_line_and_deletes_nothing(trained, tmp_path, capsys):
+    import shutil
+
+    from fmnist import storage
+    shutil.copytree(trained("mlp128"), tmp_path / "mlp128")
+    argv = ["--format", "tflite", "onnx", "--model", "mlp128", "--epochs", "1", "--subset", "4000",
+            "--exports", str(tmp_path), "--quiet"]
+    assert cli.export_main(argv) == 0
+    weights = tmp_path / "mlp128" / storage.MODEL_FILE
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    before = {p: p.read_bytes() for p in (tmp_path / "mlp128").rglob("*") if p.is_file()}
+    assert cli.export_main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "does not match its record" in err
+    (tmp_path / "mlp128" / storage.RECORD_FILE).write_text("{}")
+    assert cli.export_main(argv) == 1 and "incomplete training record" in capsys.readouterr().err
+    assert {p for p in (tmp_path / "mlp128").rglob("*") if p.is_file()} == set(before)

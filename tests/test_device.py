@@ -1,8 +1,10 @@
 """Benchmark on a device: pack a bundle, run it where TensorFlow is not installed, merge it back."""
 import json
 import subprocess
+import sys
 import venv
 from importlib import metadata
+from pathlib import Path
 
 import pytest
 
@@ -10,18 +12,41 @@ from fmnist import bundle, cli, harness, report
 from fmnist.jobs import collect_jobs
 from fmnist.storage import model_dir
 
-DEVICE_PACKAGES = [f"{name}=={metadata.version(name)}" for name in ("numpy", "ai-edge-litert", "onnxruntime")]
+DEVICE_PACKAGES = ("numpy", "ai-edge-litert", "onnxruntime")  # tflite-micro left out: a runtime a device lacks
+
+
+def installed_closure(names) -> dict:
+    """The installed distributions `names` need, theirs included (extras and other platforms' left out)."""
+    from packaging.requirements import Requirement
+    found, todo = {}, list(names)
+    while todo:
+        try:
+            dist = metadata.distribution(todo.pop())
+        except metadata.PackageNotFoundError:
+            continue
+        if dist.metadata["Name"].lower() in found:
+            continue
+        found[dist.metadata["Name"].lower()] = dist
+        todo += [r.name for r in map(Requirement, dist.requires or []) if not r.marker or r.marker.evaluate({"extra": ""})]
+    return found
 
 
 @pytest.fixture(scope="session")
 def bare_python(tmp_path_factory):
-    """A venv holding only numpy, ai-edge-litert and onnxruntime: a device's Python."""
+    """A device's Python: a venv holding only numpy, ai-edge-litert and onnxruntime (and what they
+    need), linked from this environment's installed packages: no network, no TensorFlow."""
     where = tmp_path_factory.mktemp("device-venv")
-    venv.create(where, with_pip=True)
+    venv.create(where, with_pip=False)
     python = where / "bin" / "python"
-    done = subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                           *DEVICE_PACKAGES], capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stderr[-2000:]
+    site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                               capture_output=True, text=True, check=True).stdout.strip())
+    dists = installed_closure(DEVICE_PACKAGES)
+    assert "tensorflow" not in dists
+    for dist in dists.values():
+        for top in {f.parts[0] for f in dist.files or [] if f.parts[0] != ".."}:
+            if not (site / top).exists():
+                (site / top).symlink_to(dist.locate_file(top))
+    assert subprocess.run([str(python), "-c", "import numpy, onnxruntime, ai_edge_litert.interpreter"]).returncode == 0
     assert subprocess.run([str(python), "-c", "import tensorflow"], capture_output=True).returncode != 0
     return python
 
@@ -72,43 +97,105 @@ def test_the_runner_measures_every_artifact_without_tensorflow(device_run, expor
     assert device["latency_us"]["n"] >= 25 and device["single_thread"]["throughput_ips"] > 0
 
 
-def test_merge_adds_the_device_once_and_refuses_altered_or_foreign_files(device_run, measured, session_exports,
-                                                                         tmp_path, capsys):
-    result, path = device_run
+def _host_results(measured, folder):
     host = [r for rows in measured.values() for r in rows]
     document = {"schema": 1, "environment": {"cpu": "x", "cores": 2, "machine": "x86_64", "python": "3.11",
                                              "versions": {}, "seed": 42, "date": "today"},
+                "machines": {"host": {"label": "host", "cpu": "x", "architecture": "x86_64", "cores": 2, "os": "x",
+                                      "python": "3.11"}},
                 "settings": harness.Settings().__dict__, "not_made": [], "records": host}
-    report.write_benchmark(document, tmp_path, session_exports)
+    report.publish_benchmark(document, folder)
+
+
+def test_merge_adds_the_device_once_and_refuses_altered_or_foreign_files(device_run, measured, session_exports,
+                                                                         tmp_path, capsys):
+    result, path = device_run
+    _host_results(measured, tmp_path)
     argv = ["merge", str(path), "--results", str(tmp_path), "--exports", str(session_exports)]
     assert cli.bench_main(argv) == 0 and cli.bench_main(argv) == 0
     merged = json.loads((tmp_path / "benchmark.json").read_text())
     assert sum(r.get("machine") == "test-device" for r in merged["records"]) == len(result["records"])
     assert "test-device" in merged["machines"]
+    csv_lines = (tmp_path / "benchmark.csv").read_text().strip().count("\n")
+    assert csv_lines == len(merged["records"])  # the CSV holds every row the JSON holds, device rows too
     devices = (tmp_path / "devices.md").read_text()
-    assert "| mlp128 " in devices and "test-device" in devices
+    assert "| mlp128 " in devices and "test-device" in devices and "as reported by that machine" in devices
     assert (tmp_path / "plots" / "devices.png").read_bytes()[:4] == b"\x89PNG"
     capsys.readouterr()
-    altered = tmp_path / "altered.json"
-    altered.write_text(json.dumps({**result, "records": result["records"][:-1]}))
-    foreign = tmp_path / "foreign.json"
-    foreign.write_text(json.dumps({**result, "bundle": {**result["bundle"], "version": 99}}))
-    for bad, message in ((altered, "do not match their SHA-256"), (foreign, "made by bundle version 99")):
-        assert cli.bench_main(["merge", str(bad), "--results", str(tmp_path)]) == 1
+    records = result["records"]
+    ok = next(i for i, r in enumerate(records) if r["status"] == "ok")
+
+    def edited(i, **changes):
+        rows = [dict(r) for r in records]
+        rows[i].update(changes)
+        return {**result, "records": rows, "records_sha256": bundle.records_digest(rows)}
+    cases = {
+        "altered": ({**result, "records": records[:-1]}, "do not match their SHA-256"),
+        "foreign": ({**result, "bundle": {**result["bundle"], "version": 99}}, "made by bundle version 99"),
+        "escaping": ({**result, "machine": {**result["machine"], "label": "../../../p1/pwned"}}, "label"),
+        "host": ({**result, "machine": {**result["machine"], "label": "host"}}, "is the host's own label"),
+        "unpacked": ({**result, "bundle": {**result["bundle"], "sha256": "0" * 64}}, "was not packed from"),
+        "other file": (edited(ok, artifact_sha256="1" * 64), "not an artifact this host packed"),
+        "nan": (edited(ok, accuracy=float("nan")), "accuracy nan is not a finite figure"),
+        "negative": (edited(ok, latency_us={**records[ok]["latency_us"], "p50": -3}), "latency_us.p50 -3"),
+        "new field": (edited(ok, rogue=1), "unknown fields rogue"),
+        "relabelled row": (edited(ok, machine="other"), "is not the file's"),
+    }
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    for name, (bad, message) in cases.items():
+        (tmp_path.parent / "bad.json").write_text(json.dumps(bad))
+        code = cli.bench_main(["merge", str(tmp_path.parent / "bad.json"), "--results", str(tmp_path),
+                               "--exports", str(session_exports)])
         err = capsys.readouterr().err
-        assert err.count("\n") == 1 and message in err
+        assert code == 1 and err.count("\n") == 1 and message in err, (name, err)
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before  # nothing written, inside results/ or out
+    assert not (tmp_path.parent.parent / "p1").exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--label", ""], "a label is a plain name"), (["--label", "../x"], "a label is a plain name"),
+    (["--label", "host"], "is the host's own label"), (["--min-seconds", "nan"], "must be between"),
+    (["--threads", "-3"], "must be between 1 and 1024"), (["--out", "/proc/r.json"], "cannot write in /proc"),
+    (["--out", "."], "is a folder"),
+])
+def test_the_runner_checks_every_argument_before_any_work(packed, tmp_path, argv, message):
+    args = {"--out": str(tmp_path / "r.json"), "--label": "dev", **dict(zip(argv[::2], argv[1::2]))}
+    done = subprocess.run([sys.executable, str(packed), *[x for kv in args.items() for x in kv], "--quiet"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and message in done.stderr, done.stderr
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_a_damaged_bundle_is_one_line(packed, tmp_path):
+    """A flipped byte inside a member is caught by the bundle's own start (one line, exit 1). A cut
+    file is no zip any more: Python itself refuses it before any code of ours runs (its own message;
+    pack prints the SHA-256 to check a copy against). Neither writes a result."""
+    import zipfile
+    data = bytearray(packed.read_bytes())
+    info = zipfile.ZipFile(packed).getinfo("bundle/test_set.npz")  # a deflated member, in the middle
+    data[info.header_offset + 30 + len(info.filename) + info.compress_size // 2] ^= 0xFF
+    flipped, cut = tmp_path / "flipped.pyz", tmp_path / "cut.pyz"
+    flipped.write_bytes(bytes(data))
+    cut.write_bytes(packed.read_bytes()[:len(data) // 2])
+    argv = ["--out", str(tmp_path / "r.json"), "--label", "dev"]
+    done = subprocess.run([sys.executable, str(flipped), *argv], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and done.stderr.count("\n") == 1 and "damaged bundle" in done.stderr, done.stderr
+    done = subprocess.run([sys.executable, str(cut), *argv], capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert not (tmp_path / "r.json").exists()
 
 
 def test_a_machine_is_named_with_its_vector_extensions(tmp_path):
     """Two CPUs with one name can differ tenfold in int8 speed: figures measured on one must not be
     reused on the other, and results must say which it was."""
-    from fmnist import environment, report
+    from fmnist import environment
+    from fmnist.report.pages import environment_lines
     x86, arm = tmp_path / "x86", tmp_path / "arm"
     x86.write_text("model name\t: AMD EPYC\nflags\t\t: fpu sse2 avx avx2 fma avx512f avx512_vnni\n")
     arm.write_text("processor\t: 0\nFeatures\t: fp asimd asimddp crc32\n")
     assert environment.cpu_features(str(x86)) == ["avx2", "fma", "avx512f", "avx512_vnni"]
     assert environment.cpu_features(str(arm)) == ["asimd", "asimddp"]
     assert environment.cpu_features(str(tmp_path / "missing")) == []
-    here = environment.machine("host")
-    assert here["cpu_features"] == environment.cpu_features()
-    assert f"{', '.join(here['cpu_features'])})" in report.environment_lines(environment.describe())[0]
+    env = {**environment.describe(), "cpu_features": environment.cpu_features(str(x86))}
+    assert "with avx2, fma, avx512f, avx512_vnni)" in environment_lines(env)[2]
+    assert environment.machine("host")["cpu_features"] == environment.cpu_features()

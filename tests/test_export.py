@@ -5,6 +5,7 @@ import pytest
 from ai_edge_litert.interpreter import Interpreter
 
 from fmnist import cli, export, models, storage
+from fmnist.config import RunConfig
 from fmnist.export.pipeline import export_model
 from fmnist.runtimes import get_runtime
 from fmnist.storage import model_dir
@@ -26,10 +27,18 @@ def test_artifact_is_validated_and_its_manifest_matches_the_file(exported, sessi
     assert storage.read_manifest(folder) == manifest
     assert {k: manifest[k] for k in ("sha256", "size_bytes", "size_gzip_bytes")} == \
         storage.digest(folder / manifest["artifact"])
-    validation = manifest["validation"]
-    assert validation["images"] == 1000 and isinstance(validation["passed"], bool)
-    if not export.get_format(fmt).quantized:  # float formats reproduce even a one-epoch model
-        assert validation["passed"], validation
+    listed = {name: storage.file_sha256(folder / name) for name in manifest["files"]}
+    assert listed == manifest["files"] and set(manifest["files"]) == set(storage.file_hashes(folder)) - {
+        p.name for p in folder.glob("*.measured.json")} - {p.name for p in folder.glob("*.top1.npy")}
+    validation, gate = manifest["validation"], export.get_format(fmt)
+    assert validation["images"] == 1000
+    if gate.quantized or "agreement" in validation["criterion"]:  # judged by agreement: the gate says so
+        assert validation["criterion"] == f"top-1 agreement >= {gate.min_agreement}"
+        assert validation["passed"] == (validation["agreement"] >= gate.min_agreement)
+        # a one-epoch model has near-ties that int8 flips; a garbled artifact agrees by chance only
+        assert validation["agreement"] > 0.5, validation
+    else:  # float formats reproduce even a one-epoch model
+        assert validation["passed"] and validation["max_abs_diff"] <= gate.tolerance, validation
     session = get_runtime(export.get_format(fmt).runtime).load(folder / manifest["artifact"], fmt)
     probs = session.predict(dataset.test_images[:7].astype(np.float32) / 255)
     assert probs.shape == (7, 10) and np.allclose(probs.sum(axis=1), 1, atol=0.02)
@@ -84,36 +93,50 @@ def test_qat_variant_exports_to_int8_and_skips_what_does_not_apply(exported, mod
 def test_second_export_is_served_from_cache(exported, session_exports, dataset):
     seen = []
     export_model(model_dir(session_exports, "mlp128"), [export.get_format("tflite")], dataset,
-                 on_done=lambda fmt, manifest, cached: seen.append(cached))
+                 RunConfig(epochs=1, subset=4000), on_done=lambda fmt, manifest, cached: seen.append(cached))
     assert seen == [True]
 
 
-def test_an_artifact_below_its_gate_is_kept_flagged_and_the_cli_exits_0(exported, session_exports, monkeypatch,
-                                                                        capsys):
+def _private_copy(session_exports, tmp_path, name="mlp128"):
+    """A model folder of the session's, copied: a test that re-exports it leaves the shared one alone."""
+    import shutil
+    shutil.copytree(model_dir(session_exports, name), tmp_path / name)
+    return tmp_path / name
+
+
+def test_an_artifact_below_its_gate_is_kept_flagged_and_the_cli_exits_0(exported, session_exports, tmp_path,
+                                                                        monkeypatch, capsys):
+    _private_copy(session_exports, tmp_path)
     fmt = export.get_format("tflite-dynamic")
     monkeypatch.setattr(fmt, "min_agreement", 1.01)  # no artifact can pass (and the cache key changes)
     argv = ["--format", "tflite-dynamic", "--model", "mlp128", "--epochs", "1", "--subset", "4000", "--quiet",
-            "--exports", str(session_exports)]
+            "--exports", str(tmp_path)]
     assert cli.export_main(argv) == 0
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "warning: mlp128 tflite-dynamic: kept but flagged, missed top-1 agreement" in err
-    manifest = storage.read_manifest(folder_of(session_exports, "mlp128", "base", "tflite-dynamic"))
+    manifest = storage.read_manifest(folder_of(tmp_path, "mlp128", "base", "tflite-dynamic"))
     assert manifest["validation"]["passed"] is False
     assert cli.export_main([*argv, "--strict"]) == 1
-    assert not [p for p in model_dir(session_exports, "mlp128").iterdir() if p.name.startswith(".")]
+    assert not [p for p in (tmp_path / "mlp128").iterdir() if p.name.startswith(".")]
 
 
-def test_a_tampered_artifact_is_not_trusted(exported, session_exports):
-    folder = folder_of(session_exports, "cnn32_64", "base", "onnx")
+@pytest.mark.parametrize("fmt,name", [("onnx", "model.onnx"), ("tflm", "model_data.cc"), ("tflm", "model.tflite"),
+                                      ("savedmodel", "saved_model.pb")])
+def test_an_altered_file_of_a_cached_artifact_is_re_exported_never_reused(exported, session_exports, dataset,
+                                                                          tmp_path, fmt, name):
+    folder = _private_copy(session_exports, tmp_path) / fmt
     manifest = storage.read_manifest(folder)
-    path = storage.verified_path(folder, manifest["artifact"], manifest["sha256"])
+    path = next(p for p in folder.rglob(name))
     original = path.read_bytes()
-    try:
-        path.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
-        with pytest.raises(storage.ArtifactError, match="does not match its manifest"):
-            storage.verified_path(folder, manifest["artifact"], manifest["sha256"])
-    finally:
-        path.write_bytes(original)
+    path.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
+    with pytest.raises(storage.ArtifactError, match="does not match its manifest"):
+        storage.verified_path(folder, manifest["artifact"], manifest["sha256"], manifest["files"])
+    seen = []
+    export_model(tmp_path / "mlp128", [export.get_format(fmt)], dataset, RunConfig(epochs=1, subset=4000),
+                 on_done=lambda _, manifest, cached: seen.append(cached))
+    assert seen == [False]  # made again, not reused
+    made = storage.read_manifest(folder)
+    storage.verified_path(folder, made["artifact"], made["sha256"], made["files"])
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -135,7 +158,7 @@ def test_export_cli_bad_arguments_exit_2_with_one_line(capsys, argv, message):
 
 def test_export_cli_takes_several_values_after_one_flag(tmp_path, capsys):
     code = cli.export_main(["--format", "tflite", "onnx", "--model", "mlp4x2", "mlp4x3", "--epochs", "1",
-                            "--subset", "2000", "--quiet", "--out", str(tmp_path)])
+                            "--subset", "2000", "--quiet", "--exports", str(tmp_path)])
     assert code == 0
     for model in ("mlp4x2", "mlp4x3"):
         for fmt in ("tflite", "onnx"):

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from fmnist import harness, metrics, report
+from fmnist.runtimes.base import Session
 from fmnist.jobs import collect_jobs
 from fmnist.export import get_format
 from fmnist.runtimes import get_runtime, list_runtimes
@@ -117,19 +118,77 @@ def test_a_tampered_artifact_becomes_an_error_row_and_the_rest_go_on(exported, s
     assert records[1]["status"] == "ok"
 
 
+def test_a_cached_figure_is_never_reused_for_an_altered_file(exported, session_exports, tmp_path):
+    """The real case: the file changes under a row measured before (same manifest, same key)."""
+    import shutil
+    shutil.copytree(model_dir(session_exports, "mlp128"), tmp_path / "mlp128")
+    jobs = collect_jobs([tmp_path / "mlp128"], ["tflite"], ["litert"])["litert"]
+    settings = dataclasses.replace(QUICK, reuse_figures=True)
+    first = harness.run_runtime("litert", jobs, None, settings, progress=False)[0]
+    again = harness.run_runtime("litert", jobs, None, settings, progress=False)[0]
+    assert first["status"] == again["status"] == "ok" and not first["reused"] and again["reused"]
+    assert again["latency_us"] == first["latency_us"] and (again["top1"] == first["top1"]).all()
+    artifact = tmp_path / "mlp128" / "tflite" / "model.tflite"
+    data = bytearray(artifact.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    artifact.write_bytes(bytes(data))
+    altered = harness.run_runtime("litert", jobs, None, settings, progress=False)[0]
+    assert altered["status"] == "error" and "does not match its manifest" in altered["error"]
+
+
+def test_the_batch_one_memory_is_read_before_any_larger_batch_runs(exported, session_exports, monkeypatch):
+    """peak_rss_mb is the footprint of loading and running one image: the reading that gives it
+    comes before the first bind of more than one image in the process."""
+    events = []
+    runtime = get_runtime("litert")
+    original_load, original_rss = runtime.load, harness._rss_mb
+
+    class Logged:
+        def __init__(self, session):
+            self.session = session
+
+        def bind(self, images):
+            events.append(("bind", len(images)))
+            self.session.bind(images)
+
+        def __getattr__(self, name):
+            return getattr(self.session, name)
+
+        def predict(self, images, batch_size=256):
+            return Session.predict(self, images, batch_size)
+
+    def rss(field):
+        value = original_rss(field)
+        events.append(("read", field, value))
+        return value
+    monkeypatch.setattr(type(runtime), "load", lambda self, *a, **k: Logged(original_load(*a, **k)))
+    monkeypatch.setattr(harness, "_rss_mb", rss)
+    job = collect_jobs([model_dir(session_exports, "cnn32_64")], ["tflite"], ["litert"])["litert"][0]
+    images, labels = harness._test_set(None)
+    from fmnist import data
+    figures = harness.measure(runtime, job, data.normalise(images[:300]), labels[:300], QUICK)
+    first_large = next(i for i, e in enumerate(events) if e[0] == "bind" and e[1] > 1)
+    batch_one = [e for e in events[:first_large] if e[:2] == ("read", "VmHWM")]
+    assert batch_one and figures["peak_rss_mb"] == batch_one[-1][2]
+    assert figures["peak_rss_mb_large_batches"] >= figures["peak_rss_mb"]
+    assert not [e for e in events[:first_large] if e[0] == "bind" and e[1] != 1]
+
+
 def test_writers_produce_the_documented_fields(measured, tmp_path, session_exports):
     records = [r for rows in measured.values() for r in rows]
     document = {"schema": 1, "environment": {"cpu": "x", "cores": 2, "machine": "x86_64", "python": "3.11",
                                              "versions": {"numpy": "2"}, "seed": 42, "date": "today"},
                 "settings": harness.Settings().__dict__, "not_made": [], "records": records}
-    report.write_benchmark(document, tmp_path, session_exports)
+    report.publish_benchmark(document, tmp_path)
     written = json.loads((tmp_path / "benchmark.json").read_text())
     assert written["schema"] == 1
     for record in (r for r in written["records"] if r["status"] == "ok"):
         assert set(CONTRACT) <= set(record)
         assert set(record["latency_us"]) == {"p50", "p90", "p99", "mean", "std", "n"}
-    header = (tmp_path / "benchmark.csv").read_text().splitlines()[0].split(",")
-    assert {"latency_us.p50", "model", "runtime", "status", "size_gzip_bytes"} <= set(header)
+    import csv
+    csv_rows = list(csv.DictReader((tmp_path / "benchmark.csv").open()))
+    assert len(csv_rows) == len(written["records"])
+    assert {"latency_us.p50", "model", "runtime", "status", "size_gzip_bytes"} <= set(csv_rows[0])
     headline = (tmp_path / "README.md").read_text()
     assert "| mlp128 " in headline and "| cnn32_64 " in headline
     assert ("onnxruntime-cuda" in headline) == (measured["onnxruntime-cuda"][0]["status"] == "unavailable")
@@ -141,7 +200,7 @@ def test_writers_produce_the_documented_fields(measured, tmp_path, session_expor
 
 
 def test_pareto_front_keeps_only_undominated_points():
-    from fmnist.plots import pareto_front
+    from fmnist.metrics import pareto_front
     points = [(1, 80), (2, 85), (3, 84), (4, 90), (5, 90), (0.5, 70)]
     assert sorted(pareto_front(points)) == [0, 1, 3, 5]
 
@@ -156,20 +215,45 @@ SUBSETS = {
 }
 
 
+def _links_resolve(folder):
+    import re
+    for page in folder.glob("*.md"):
+        for target in re.findall(r"\]\(([^)#]+)", page.read_text()):
+            assert (folder / target).exists(), f"{page.name} links {target}, which is not there"
+
+
 @pytest.mark.parametrize("subset", SUBSETS)
-def test_any_subset_of_rows_gives_a_coherent_report(measured, tmp_path, session_exports, subset):
-    records = [r for rows in measured.values() for r in rows if SUBSETS[subset](r)]
+def test_any_subset_of_rows_gives_a_coherent_report_and_no_stale_page(measured, tmp_path, subset):
+    everything = [r for rows in measured.values() for r in rows]
     document = {"schema": 1, "environment": {"cpu": "x", "cores": 2, "machine": "x86_64", "python": "3.11",
                                              "versions": {"numpy": "2"}, "seed": 42, "date": "today"},
-                "settings": harness.Settings().__dict__, "not_made": [], "records": records}
-    report.write_benchmark(document, tmp_path, session_exports)
+                "settings": harness.Settings().__dict__, "not_made": [], "records": everything}
+    report.publish_benchmark(document, tmp_path)
+    assert (tmp_path / "micro.md").is_file()  # the full run measured TFLM
+    records = [r for r in everything if SUBSETS[subset](r)]
+    report.publish_benchmark({**document, "records": records}, tmp_path)
     assert json.loads((tmp_path / "benchmark.json").read_text())["records"] == json.loads(json.dumps(records))
+    assert (tmp_path / "micro.md").exists() == any(r["runtime"] == "tflm" for r in records)
+    _links_resolve(tmp_path)
     readme = (tmp_path / "README.md").read_text()
     models_measured = {r["model"] for r in records if r["status"] == "ok"}
     for model in models_measured:
         assert f"| {model} " in readme
     if not models_measured:
-        assert report.NO_DATA in (tmp_path / "accuracy.md").read_text()
+        assert report.pages.NO_DATA in (tmp_path / "accuracy.md").read_text()
         assert not (tmp_path / "plots" / "accuracy_vs_latency.png").exists()
     else:
         assert (tmp_path / "plots" / "accuracy_vs_latency.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_tflm_agreement_comes_from_litert_rows_of_the_same_file(measured):
+    """Every file TFLM runs, LiteRT runs too (the fixed-batch tflm export one image per call): the
+    agreement is read from LiteRT's row of that very file, and no predictions reach the results."""
+    tflm = [r for r in measured["tflm"] if r["status"] == "ok"]
+    litert = {r["artifact_sha256"]: r for r in measured["litert"] if r["status"] == "ok"}
+    assert tflm and all("top1" not in r for r in tflm + list(litert.values()))
+    for r in tflm:
+        assert r["artifact_sha256"] in litert
+        assert 0.95 <= r["tflm"]["agreement_with_litert"] <= 1, r  # one integer graph, two interpreters
+    fixed = [r for r in litert.values() if r["format"] == "tflm"]
+    assert fixed and all(r["throughput_scope"].startswith("measured, one call per image") for r in fixed)

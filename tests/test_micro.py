@@ -8,7 +8,7 @@ import pytest
 from fmnist import boards
 from fmnist.export.tflm import DYNAMIC_SHAPE_OPS, SOURCES, arena_with_margin, resolver_method
 from fmnist.runtimes import get_runtime
-from fmnist.runtimes.tflm import _ArenaProbe, arena_sizes, op_names
+from fmnist.runtimes.tflm import ArenaError, _ArenaProbe, arena_sizes, op_names
 from fmnist.storage import model_dir
 
 from conftest import MODELS
@@ -70,6 +70,17 @@ def test_the_smallest_arena_runs_and_one_byte_less_does_not(exported, session_ex
         assert probe.runs(smallest) and not probe.runs(smallest - 1)
         assert not probe.runs(16)  # a size at which TFLM crashes the worker: answered, and the probe goes on
         assert probe.runs(recorded)
+    finally:
+        probe.close()
+
+
+def test_an_arena_probe_tells_a_bad_file_from_a_small_arena(tmp_path):
+    bad = tmp_path / "model.tflite"
+    bad.write_bytes(b"not a flatbuffer" * 64)
+    probe = _ArenaProbe(bad)
+    try:
+        with pytest.raises(ArenaError, match="arena probe at 4,096 bytes: error"):
+            probe.runs(4096)
     finally:
         probe.close()
 

@@ -3,6 +3,7 @@ and 16x8 (int16 activations, int8 weights: the activation precision int8 lacks o
 from __future__ import annotations
 
 import warnings
+from enum import Enum
 from importlib import metadata
 from pathlib import Path
 
@@ -29,19 +30,41 @@ def io_details(path) -> dict:
 ERROR_IMAGES = 200  # calibration images the per-layer error is measured on
 
 
-def _converter(model, quantization: str, ctx):
+class Mode(str, Enum):
+    """The converter's quantization modes (a str, so manifests and cache keys read as before)."""
+    FLOAT32 = "none"
+    FLOAT16 = "float16"
+    DYNAMIC_RANGE = "dynamic-range"
+    INT8 = "int8"                # full integer, int8 activations and I/O
+    INT16X8 = "int16x8"          # full integer, int16 activations and I/O, int8 weights
+    INT8_MIXED = "int8-mixed"    # int8, one layer kept float (the rescue)
+
+    @property
+    def calibrated(self) -> bool:
+        return self in (Mode.INT8, Mode.INT16X8, Mode.INT8_MIXED)
+
+    @property
+    def full_integer(self) -> bool:
+        return self in (Mode.INT8, Mode.INT16X8)
+
+    @property
+    def activation_bits(self) -> int | None:
+        return {Mode.INT8: 8, Mode.INT8_MIXED: 8, Mode.INT16X8: 16}.get(self)
+
+
+def _converter(model, mode: Mode, ctx):
     import tensorflow as tf
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    if quantization != "none":
+    if mode is not Mode.FLOAT32:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    if quantization == "float16":
+    if mode is Mode.FLOAT16:
         converter.target_spec.supported_types = [tf.float16]
-    if quantization in ("int8", "int16x8", "int8-mixed"):
+    if mode.calibrated:
         converter.representative_dataset = lambda: ([image[None]] for image in ctx.calibration)
-    if quantization in ("int8", "int16x8"):
-        ops, io_type = {"int8": (tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.int8),
-                        "int16x8": (tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8,
-                                    tf.int16)}[quantization]
+    if mode.full_integer:
+        ops, io_type = {Mode.INT8: (tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.int8),
+                        Mode.INT16X8: (tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8,
+                                       tf.int16)}[mode]
         converter.target_spec.supported_ops = [ops]
         converter.inference_input_type = converter.inference_output_type = io_type
     return converter
@@ -68,7 +91,7 @@ def _float_graph(model, ctx) -> Path:
     per-layer error of a quantized graph is measured against."""
     if "tflite-float" not in ctx.memo:
         path = ctx.scratch / "float.tflite"
-        path.write_bytes(_quiet(_converter(_float_model(model, ctx), "none", ctx).convert))
+        path.write_bytes(_quiet(_converter(_float_model(model, ctx), Mode.FLOAT32, ctx).convert))
         ctx.memo["tflite-float"] = path
     return ctx.memo["tflite-float"]
 
@@ -81,38 +104,38 @@ def _layer_errors(model, path: Path, ctx) -> list[dict]:
 class TFLite(Format):
     runtime = "litert"
 
-    def __init__(self, name, quantization, quantized, tolerance=None):
+    def __init__(self, name, quantization: Mode, quantized, tolerance=None):
         self.name, self.filename = name, "model.tflite"
         self.quantization, self.quantized, self.tolerance = quantization, quantized, tolerance
-        self.calibrated = quantization in ("int8", "int16x8", "int8-mixed")
-        self.full_integer = quantization in ("int8", "int16x8")
-        self.activation_bits = {"int8": 8, "int8-mixed": 8, "int16x8": 16}.get(quantization)
+        self.calibrated, self.full_integer = quantization.calibrated, quantization.full_integer
+        self.activation_bits = quantization.activation_bits
         self.float_counterpart = "tflite" if quantized else None
 
     def not_for(self, variant):
-        if variant.quantization_aware and self.quantization in ("float16", "dynamic-range"):
+        if variant.quantization_aware and self.quantization in (Mode.FLOAT16, Mode.DYNAMIC_RANGE):
             return ("the converter makes a quantization-aware model full int8 under any optimisation, "
                     "so this would be tflite-int8 with float I/O under another name")
         return None
 
     def settings(self):
-        return {**super().settings(), "quantization": self.quantization,
+        return {**super().settings(), "quantization": self.quantization.value,
                 "layer_errors": ERROR_IMAGES if self.calibrated else None}
 
     def convert(self, model, target, ctx):
         # 16x8 of a quantization-aware model: TF 2.21's converter refuses it for the fake-quant graph
         # ("'tfl.softmax' op failed to verify that input and output must have same element type"),
         # so its trained weights are quantized post-training, from the float twin, like any model's
-        twin = self.quantization == "int16x8" and ctx.variant.quantization_aware
+        twin = self.quantization is Mode.INT16X8 and ctx.variant.quantization_aware
         source = _float_model(model, ctx) if twin else model
         target.write_bytes(_quiet(_converter(source, self.quantization, ctx).convert))
-        details = {"quantization": self.quantization, "converter": "TFLiteConverter.from_keras_model",
+        details = {"quantization": self.quantization.value, "converter": "TFLiteConverter.from_keras_model",
                    "converter_version": metadata.version("tensorflow"), "io": io_details(target)}
         if twin:
             details["source"] = ("the quantization-aware model's weights without its fake-quant nodes, "
                                  "calibrated post-training (the converter refuses 16x8 for a fake-quant graph)")
         if self.calibrated:
-            details["layer_errors"] = ctx.memo[f"layer_errors:{self.quantization}"] = _layer_errors(model, target, ctx)
+            details["layer_errors"] = ctx.memo[f"layer_errors:{self.quantization.value}"] = \
+                _layer_errors(model, target, ctx)
         return details
 
 
@@ -122,7 +145,7 @@ class TFLiteMixed(TFLite):
     quantization debugger's deny-list. Float I/O, QUANTIZE/DEQUANTIZE around the float layer."""
 
     def __init__(self):
-        super().__init__("tflite-int8-mixed", "int8-mixed", quantized=True)
+        super().__init__("tflite-int8-mixed", Mode.INT8_MIXED, quantized=True)
 
     def not_for(self, variant):
         if variant.quantization_aware:
@@ -136,14 +159,14 @@ class TFLiteMixed(TFLite):
         from fmnist.quantization import worst_layer
         if "layer_errors:int8" not in ctx.memo:  # tflite-int8 was not exported in this run: measure a probe
             probe = ctx.scratch / "int8-probe.tflite"
-            probe.write_bytes(_quiet(_converter(model, "int8", ctx).convert))
+            probe.write_bytes(_quiet(_converter(model, Mode.INT8, ctx).convert))
             ctx.memo["layer_errors:int8"] = _layer_errors(model, probe, ctx)
         worst = worst_layer(ctx.memo["layer_errors:int8"])
         options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=[worst["tensor"]] if worst else [])
 
         def mixed():
             return tf.lite.experimental.QuantizationDebugger(
-                converter=_converter(model, "int8-mixed", ctx), debug_options=options,
+                converter=_converter(model, Mode.INT8_MIXED, ctx), debug_options=options,
                 debug_dataset=lambda: ([image[None]] for image in ctx.calibration[:ERROR_IMAGES]),
             ).get_nondebug_quantized_model()
         target.write_bytes(_quiet(mixed))
@@ -153,9 +176,9 @@ class TFLiteMixed(TFLite):
                 "layer_errors": _layer_errors(model, target, ctx)}
 
 
-register_format(TFLite("tflite", "none", quantized=False, tolerance=FLOAT_TOLERANCE))
-register_format(TFLite("tflite-fp16", "float16", quantized=False, tolerance=FP16_TOLERANCE))
-register_format(TFLite("tflite-dynamic", "dynamic-range", quantized=True))
-register_format(TFLite("tflite-int8", "int8", quantized=True))
-register_format(TFLite("tflite-int16x8", "int16x8", quantized=True))
+register_format(TFLite("tflite", Mode.FLOAT32, quantized=False, tolerance=FLOAT_TOLERANCE))
+register_format(TFLite("tflite-fp16", Mode.FLOAT16, quantized=False, tolerance=FP16_TOLERANCE))
+register_format(TFLite("tflite-dynamic", Mode.DYNAMIC_RANGE, quantized=True))
+register_format(TFLite("tflite-int8", Mode.INT8, quantized=True))
+register_format(TFLite("tflite-int16x8", Mode.INT16X8, quantized=True))
 register_format(TFLiteMixed())

@@ -64,7 +64,7 @@ def method_lines(document: dict) -> list[str]:
     if overhead:
         lines.append(f"- Harness overhead: on {Path(overhead['artifact']).parent.parent.name} TFLite, "
                      f"{overhead['rounds']} interleaved rounds of the harness's timed loop and a bare "
-                     f"`interpreter.invoke()` loop: {overhead['harness_p50_us']:.2f} µs against "
+                     f"`interpreter.invoke()` loop: {overhead['harness_us']:.2f} µs against "
                      f"{overhead['bare_loop_us']:.2f} µs per call, ratio {overhead['ratio']:.3f} (interquartile "
                      f"{overhead['ratio_lower_quartile']:.3f}-{overhead['ratio_upper_quartile']:.3f}).")
     reused = sum(bool(r.get("reused")) for r in records)
@@ -117,6 +117,30 @@ def own_model_lines(document: dict) -> list[str]:
     return lines
 
 
+def run_cost_lines(document: dict) -> list[str]:
+    """Where the run's time went: stages, training jobs against the machine's dense rate, the floor."""
+    c = document.get("run_cost")
+    if not c:
+        return []
+    stages = [[name.replace("_", " "), f"{seconds:,.0f} s", f"{seconds / c['wall_seconds']:.0%}"]
+              for name, seconds in c["stage_seconds"].items()]
+    jobs = sorted(c["training"], key=lambda j: -j["seconds"])
+    rows = [[j["folder"], f"{j['images']:,} × {j['epochs']}", f"{j['macs'] / 1e6:.2f} M", f"{j['flop'] / 1e12:.2f}",
+             f"{j['seconds']:,.0f} s", f"{j['gflops']:.1f}", f"{j['of_dense_rate']:.1%}", "yes" if j["this_run"] else
+             "no (cached)"] for j in jobs]
+    this_run = [j for j in jobs if j["this_run"]]
+    floor = (f"This run trained {len(this_run)} of them: {c['training_flop_this_run'] / 1e12:.1f} TFLOP, a floor of "
+             f"{c['floor_seconds'] / 60:.1f} min at the dense rate; the whole run took {c['wall_seconds'] / 60:.1f} min, "
+             f"{c['wall_over_floor']:.1f}× that floor." if this_run else
+             "This run trained nothing (every model was cached), so it has no training floor.")
+    return ["## Run cost", "",
+            f"The run's own matmul measured this machine's dense float32 rate at {c['dense_gflops']:.0f} GFLOP/s on "
+            f"every core. Training FLOP per job: images × epochs × 6 × MACs (forward and backward).", "",
+            table(stages, ["stage", "wall time", "share"]), "",
+            table(rows, ["training job", "images × epochs", "MACs/image", "TFLOP", "time", "GFLOP/s",
+                         "of the dense rate", "trained by this run"]), "", floor, ""]
+
+
 def readme(document: dict, pages: dict[str, str], plots: list[str]) -> str:
     """results/README.md: the headline, own models' targets, method, and links to the pages made."""
     host = [r for r in document["records"] if r.get("machine", "host") == "host"]
@@ -140,7 +164,8 @@ def readme(document: dict, pages: dict[str, str], plots: list[str]) -> str:
     own = own_model_lines(document)
     if own:
         lines += ["## Our own model against its targets", "", *own]
-    lines += [*environment_lines(document["environment"]), *method_lines(document), "## More", "",
+    lines += [*run_cost_lines(document), *environment_lines(document["environment"]), *method_lines(document),
+              "## More", "",
               *[f"- [{name}]({name}): {what}" for name, what in pages.items()], "",
               *[f"![{p.rsplit('/', 1)[-1][:-4].replace('_', ' ')}]({p})" for p in plots], ""]
     problems = [f"- **{r['runtime']}** ({r['device']}) not measured: {r['error']}" if r["status"] == "unavailable"

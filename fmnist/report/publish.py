@@ -1,8 +1,9 @@
 """One publish: the whole results/ folder is written to a temp folder and swapped in at once
 (`atomic_dir`), so a reader sees the old results or the new ones, never a mix, and a page this run
-did not make is gone (README links only the pages that exist). Device results merged earlier
-(results/devices/*.json, checked when merged) are carried over; so is everything else when only
-the training page is republished."""
+did not make is gone (README links only the pages that exist). What other commands wrote is
+carried over: device results merged earlier (results/devices/*.json, checked when merged) and the
+design ablations (`fmnist-train --ablation`); so is everything else when only the training page is
+republished."""
 from __future__ import annotations
 
 import csv
@@ -18,6 +19,7 @@ from fmnist.report import analysis, pages, topics
 
 DEVICES_DIR = "devices"
 TRAINING_DIR = "training"
+ABLATION_PAGES = "ablation-*.md"
 TOPICS = {  # optional pages: file -> (render function, what the README says of it)
     "quantization.md": (topics.quantization_page, "per-layer int8 error, and what 16x8, mixed precision and QAT "
                                                   "buy back"),
@@ -96,6 +98,11 @@ def publish_benchmark(document: dict, results: Path, training_plots: dict | None
         (tmp / "plots").mkdir()
         for d in devices:
             write_json(tmp / DEVICES_DIR / f"{d['machine']['label']}.json", d)
+        carried = {}
+        for page in sorted(results.glob(ABLATION_PAGES)):
+            shutil.copy2(page, tmp / page.name)
+            carried[page.name] = f"what each choice in {page.stem.split('-', 1)[1]}'s design buys " \
+                                 f"(`fmnist-train --ablation {page.stem.split('-', 1)[1]}`)"
         made = {"accuracy.md": "accuracy and parity, every row", "latency.md": "latency, throughput, cold start "
                 "and memory, every row", "size.md": "artifact sizes, parameters and MACs"}
         write_text(tmp / "accuracy.md", pages.accuracy_page(document))
@@ -110,6 +117,7 @@ def publish_benchmark(document: dict, results: Path, training_plots: dict | None
         if training:
             write_text(tmp / "training.md", training)
             made["training.md"] = "how each model was trained"
+        made |= carried
         made["benchmark.json"] = "every record, with the environment and settings (fields: the project README)"
         made["benchmark.csv"] = "the same records, one line each, nested fields flattened"
         write_json(tmp / "benchmark.json", document)

@@ -35,9 +35,20 @@ class LiteRTSession(Session):
         self.input = self.interpreter.get_input_details()[0]
         self.output = self.interpreter.get_output_details()[0]
         self.batch = None
+        # a graph converted at a fixed batch of 1 (the tflm export) cannot be resized: it takes a
+        # batch as one call per image, which its rows' throughput_scope says
+        self.one_image_per_call = list(self.input.get("shape_signature", [-1]))[:1] != [-1]
+        if self.one_image_per_call:
+            with stderr_muted():
+                self.interpreter.allocate_tensors()
         self.invoke = self.interpreter.invoke  # the bound C++ call itself: no wrapper in the timed loop
 
     def bind(self, images):
+        if self.one_image_per_call:
+            self.images, self.outputs = quantize(images, self.input), None
+            self.interpreter.set_tensor(self.input["index"], self.images[:1])
+            self.invoke = self.interpreter.invoke if len(images) == 1 else self._each
+            return
         if len(images) != self.batch:  # an interpreter is fixed to one shape until resized
             from fmnist import stderr_muted
             with stderr_muted():  # the delegate announces itself here
@@ -46,8 +57,18 @@ class LiteRTSession(Session):
             self.batch = len(images)
         self.interpreter.set_tensor(self.input["index"], quantize(images, self.input))
 
+    def _each(self):
+        outputs = []
+        for image in self.images:
+            self.interpreter.set_tensor(self.input["index"], image[None])
+            self.interpreter.invoke()
+            outputs.append(self.interpreter.get_tensor(self.output["index"]))
+        self.outputs = np.concatenate(outputs)
+
     def result(self):
-        return dequantize(self.interpreter.get_tensor(self.output["index"]), self.output)
+        raw = self.outputs if self.one_image_per_call and self.outputs is not None else \
+            self.interpreter.get_tensor(self.output["index"])
+        return dequantize(raw, self.output)
 
     def delegated(self) -> bool:
         """Whether the default delegate (XNNPACK) took the graph: a 16x8 graph, for one, runs on
@@ -60,7 +81,7 @@ class LiteRTSession(Session):
         cores idle through a 10,000-image accuracy pass (`invoke` releases the GIL). Same outputs,
         same total batch in memory, half the time on two cores."""
         shards = self.threads or 1
-        if shards == 1 or len(images) < shards or self.delegated():
+        if shards == 1 or len(images) < shards or self.delegated() or self.one_image_per_call:
             return super().predict(images, batch_size)
         sessions = [self] + [LiteRTSession(self.path, 1) for _ in range(shards - 1)]
         size = max(1, batch_size // shards)
@@ -78,7 +99,7 @@ class LiteRT(Runtime):
     library = "ai_edge_litert.interpreter"
     edge = True
     name = "litert"
-    formats = ("tflite", "tflite-fp16", "tflite-dynamic", "tflite-int8", "tflite-int16x8", "tflite-int8-mixed")
+    formats = ("tflite", "tflite-fp16", "tflite-dynamic", "tflite-int8", "tflite-int16x8", "tflite-int8-mixed", "tflm")
 
     def load(self, path, fmt, threads=None):
         return LiteRTSession(path, threads)
