@@ -5,7 +5,10 @@ the figures recorded at export for those kept below it (flagged): they must not 
 import os
 from pathlib import Path
 
-from conftest import load, require
+import pytest
+from conftest import job_id, load, require, slowed
+
+from fmnist import regression
 
 from fmnist import storage
 from fmnist.harness import overhead_check
@@ -14,12 +17,30 @@ from fmnist.metrics import (REGRESSION_MAX_DROP, REGRESSION_MIN_AGREEMENT, REGRE
                             parity)
 
 
-def test_batch1_latency(benchmark, timed_job, test_set):
+def test_batch1_latency(benchmark, timed_job, test_set, baseline, injected, request):
+    """The batch-1 call, timed by pytest-benchmark (stored and reported by it). With
+    --baseline-compare, also timed against the baseline's artifact in interleaved rounds: fails when
+    the paired ratio is confidently above 1 + regression.TOLERANCE."""
     session = load(timed_job)
     session.bind(test_set[0][:1])
+    call = session.invoke
+    if injected and injected[0] == timed_job.runtime:
+        call = slowed(call, injected[1])
     benchmark.extra_info.update(model=timed_job.meta["model"], variant=timed_job.meta["variant"],
                                 format=timed_job.format, runtime=timed_job.runtime, threads=1)
-    benchmark(session.invoke)
+    benchmark(call)
+    if request.config.getoption("--baseline-save"):
+        baseline.save(timed_job)
+    if request.config.getoption("--baseline-compare"):
+        kept = baseline.load(timed_job)
+        if kept is None:
+            pytest.skip(f"no baseline kept for {job_id(timed_job)} (a new artifact): save one with --baseline-save")
+        kept.bind(test_set[0][:1])
+        found = regression.verdict(*regression.paired_rounds(kept.invoke, call))
+        benchmark.extra_info["against_baseline"] = found
+        assert found["verdict"] != "slower", (
+            f"{job_id(timed_job)} regressed: {found['ratio']:.2f}x the baseline's batch-1 call (interval "
+            f"{found['low']:.2f}-{found['high']:.2f} at {found['confidence']:.0%}, {found['pairs']} interleaved pairs)")
 
 
 def test_parity_with_the_source_model(job, test_set):

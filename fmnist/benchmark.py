@@ -71,7 +71,8 @@ def run(names: list[str], formats: list[str], runtimes: list[str], variants: lis
     seconds = {}
     ds = data.load(data_dir)
     exported_formats = [export.get_format(f) for f in formats if f != NATIVE_FORMAT]
-    _, failures, skipped = export_all(names, exported_formats, variants, exports, ds, config, progress=progress)
+    manifests, failures, skipped = export_all(names, exported_formats, variants, exports, ds, config,
+                                              progress=progress)
     seconds["train_and_export"] = time.perf_counter() - clock
     folders = {}
     for name in names:
@@ -99,6 +100,9 @@ def run(names: list[str], formats: list[str], runtimes: list[str], variants: lis
                 "selection": {"models": names, "formats": formats, "runtimes": runtimes,
                               "variants": [v.name for v in variants]},
                 "not_made": skipped, "trained": [s for s, _ in summaries], "run_cost": costs,
+                "exported_this_run": [f"{m['source_model']['folder']}/{m['format']}" for m in manifests
+                                      if datetime.datetime.fromisoformat(m["environment"]["date"]) >= started],
+                "artifacts": len(manifests),
                 "layer_errors": layer_errors(list(folders.values()), formats), "records": records}
     plots = {s["model"]: files for s, files in summaries if s["variant"] == "base"}
     return report.publish_benchmark(document, Path(results), plots)

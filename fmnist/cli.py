@@ -6,52 +6,35 @@ Usage errors exit 2, failures of data or models exit 1, Ctrl-C exits 130; none p
 from __future__ import annotations
 
 import argparse
-import math
 import signal
 import sys
 import tempfile
 from pathlib import Path
 
+from fmnist.arguments import OneLineParser, number
 from fmnist.config import CALIBRATION_IMAGES, RunConfig
 from fmnist.models import UnknownModel, get_spec, list_models
 
 MAX_CALIBRATION = 60_000  # the training set: calibration never uses a test image
 
 
-class OneLineParser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line on stderr (with the choices), exit code 2."""
-
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
-def _number(kind, text: str, low, high, what: str):
-    try:
-        value = kind(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a {what}") from None
-    if not math.isfinite(value) or not low <= value <= high:
-        raise argparse.ArgumentTypeError(f"{text} must be between {low} and {high:,}")
-    return value
-
-
 def positive_int(text: str) -> int:
-    return _number(int, text, 1, 10**9, "whole number")
+    return number(int, text, 1, 10**9, "whole number")
 
 
 def positive_seconds(text: str) -> float:
-    return _number(float, text, 0.001, 3600, "number of seconds")
+    return number(float, text, 0.001, 3600, "number of seconds")
 
 
 def calibration_size(text: str) -> int:
-    return _number(int, text, 1, MAX_CALIBRATION, "whole number of training images")
+    return number(int, text, 1, MAX_CALIBRATION, "whole number of training images")
 
 
 def sparsity_fraction(text: str) -> float:
     """0.01-0.99 (0% or 100% pruning is no variant), to at most four decimals: a variant is named by
     its percent (0.504 is pruned-50.4), so two sparsities never share a name or a folder."""
     from fmnist.variants import SPARSITY_DECIMALS
-    value = _number(float, text, 0.01, 0.99, "sparsity fraction (e.g. 0.5)")
+    value = number(float, text, 0.01, 0.99, "sparsity fraction (e.g. 0.5)")
     if round(value, SPARSITY_DECIMALS) != value:
         raise argparse.ArgumentTypeError(f"{text}: give the sparsity to at most {SPARSITY_DECIMALS} decimals")
     return value
@@ -372,6 +355,10 @@ def bench_main(argv=None) -> int:
     counts = {s: sum(r["status"] == s for r in document["records"]) for s in ("ok", "error", "unavailable")}
     flagged = sum(bool(r.get("flagged")) for r in document["records"])
     reused = sum(bool(r.get("reused")) for r in document["records"])
+    trained = sum(j["this_run"] for j in document["run_cost"]["training"])
+    exported = len(document["exported_this_run"])
+    print(f"trained {trained} of {len(document['trained'])} models; exported {exported} of {document['artifacts']} "
+          f"artifacts (the rest reused)")
     print(f"wrote {args.results}/: {counts['ok']} rows ({counts['ok'] - reused} measured, {reused} reused; "
           f"{flagged} flagged), {counts['error']} errors, {counts['unavailable']} runtimes unavailable")
     crashed = sorted({r["runtime"] for r in document["records"] if "process crashed" in (r.get("error") or "")})

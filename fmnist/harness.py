@@ -143,18 +143,36 @@ def measure(runtime, job: Job, images: np.ndarray, labels: np.ndarray, settings:
     return record
 
 
+class _Lines:
+    """A progress bar's stand-in on a bare device (no tqdm): one line per item."""
+
+    def __init__(self, items, desc: str, enabled: bool, total: int):
+        self.items, self.desc, self.enabled, self.total, self.done = items, desc, enabled, total, 0
+
+    def __iter__(self):
+        for item in self.items:
+            self.update()
+            yield item
+
+    def update(self, n: int = 1):
+        self.done += n
+        if self.enabled:
+            print(f"{self.desc}: {self.done}/{self.total}", file=sys.stderr, flush=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
 def _progress(items, desc: str, enabled: bool, total: int | None = None):
     """tqdm where it is installed; on a bare device, one line per item."""
     total = len(items) if total is None else total
     try:
         from tqdm import tqdm
     except ImportError:
-        def lines():
-            for i, item in enumerate(items, 1):
-                if enabled:
-                    print(f"{desc}: {i}/{total}", file=sys.stderr, flush=True)
-                yield item
-        return lines()
+        return _Lines(items, desc, enabled, total)
     return tqdm(items, desc=desc, unit="artifact", total=total, disable=not enabled)
 
 
@@ -228,36 +246,54 @@ def _measure_or_reuse(runtime, job: Job, images, labels, settings: Settings, des
     return figures, False
 
 
-def run_isolated(name: str, jobs: list[Job], data_dir, settings: Settings, progress: bool = True) -> list[dict]:
+def measure_one(name: str, data_dir, settings: Settings, job: Job) -> dict:
+    """One job's row, in a measuring process: what run_isolated hands each process."""
+    return run_runtime(name, [job], data_dir, settings, False)[0]
+
+
+def _in_processes(task, jobs: list[Job], workers: int, bar) -> tuple[dict, list]:
+    """({id(job): task(job)}, jobs lost to a process that died), `jobs` run one at a time in
+    `workers` spawned processes (each process takes job after job)."""
+    rows, lost = {}, []
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(task, job): job for job in jobs}
+        for future in as_completed(futures):
+            try:
+                rows[id(futures[future])] = future.result()
+                bar.update()
+            except BrokenProcessPool:  # the process died: this job, or one beside it, killed it
+                lost.append(futures[future])
+    return rows, lost
+
+
+def run_isolated(name: str, jobs: list[Job], data_dir, settings: Settings, progress: bool = True,
+                 task=measure_one) -> list[dict]:
     """run_runtime in freshly spawned processes: a clean memory baseline, and no library of another
-    runtime loaded beside it. One process, except for a single-threaded runtime, whose jobs are
-    handed one at a time to one process per core, the most multiply-accumulates first so that no
-    core idles at the end while the other finishes a CNN (rows come back in the order of `jobs`).
-    A process that dies (a runtime's segfault) turns the rows it had into error rows saying so."""
+    runtime loaded beside it. One process takes job after job; a single-threaded runtime gets one
+    per core, handed the most multiply-accumulates first so that no core idles at the end while the
+    other finishes a CNN. A process that dies (a runtime's segfault) costs only the job that killed
+    it: the jobs it took down with it run again, each alone, and the one that kills its process
+    again is an error row. Rows come back in the order of `jobs`. `task(name, data_dir, settings,
+    job)` is what each process runs for a job (a test hands in one that crashes)."""
     from fmnist.runtimes import get_runtime
     runtime = get_runtime(name)
     data_dir = str(data_dir) if data_dir else None
     if runtime.unavailable():  # one row saying why; nothing to isolate
         return run_runtime(name, jobs, data_dir, settings, progress)
-    context = multiprocessing.get_context("spawn")
-    parallel = runtime.single_threaded and len(jobs) > 1
-    workers = min(len(jobs), os.cpu_count() or 1) if parallel else 1
-    batches = [[job] for job in sorted(jobs, key=lambda j: -(j.meta.get("macs") or 0))] if parallel else [jobs]
-    rows = {}
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        futures = {pool.submit(run_runtime, name, batch, data_dir, settings, progress and not parallel): batch
-                   for batch in batches}
-        done = as_completed(futures)
-        for future in _progress(done, f"bench {name}", progress and parallel, total=len(jobs)):
-            batch = futures[future]
-            try:
-                found = future.result()
-            except BrokenProcessPool:
-                found = [row(**job.meta, format=job.format, runtime=name, device=runtime.device,
-                             artifact_sha256=job.sha256, status="error",
-                             error=f"the {name} process crashed (a runtime failure, e.g. a segfault)")
-                         for job in batch]
-            rows.update({id(job): found_row for job, found_row in zip(batch, found)})
+    workers = min(len(jobs), os.cpu_count() or 1) if runtime.single_threaded else 1
+    order = sorted(jobs, key=lambda j: -(j.meta.get("macs") or 0)) if workers > 1 else jobs
+    run = functools.partial(task, name, data_dir, settings)
+    with _progress(None, f"bench {name}", progress, total=len(jobs)) as bar:
+        rows, lost = _in_processes(run, order, max(workers, 1), bar)
+        for job in lost:
+            again, crashed = _in_processes(run, [job], 1, bar)
+            rows.update(again)
+            if crashed:
+                rows[id(job)] = row(**job.meta, format=job.format, runtime=name, device=runtime.device,
+                                    artifact_sha256=job.sha256, status="error",
+                                    error=f"the {name} process crashed on this artifact (a runtime failure, e.g. a "
+                                          f"segfault)")
+                bar.update()
     return [rows[id(job)] for job in jobs]
 
 

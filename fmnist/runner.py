@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import platform
 import sys
 import tempfile
@@ -19,6 +18,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from fmnist import environment, storage
+from fmnist.arguments import OneLineParser, number
 from fmnist.atomic import write_json
 from fmnist.bundle import INDEX, TEST_SET, records_digest
 from fmnist.harness import Settings, agreements, run_isolated
@@ -49,23 +49,11 @@ def _label(text: str) -> str:
 
 
 def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not math.isfinite(value) or not 0.001 <= value <= 3600:
-        raise argparse.ArgumentTypeError(f"{text} must be between 0.001 and 3600")
-    return value
+    return number(float, text, 0.001, 3600, "number of seconds")
 
 
 def _threads(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if not 1 <= value <= 1024:
-        raise argparse.ArgumentTypeError(f"{text} must be between 1 and 1024")
-    return value
+    return number(int, text, 1, 1024, "whole number")
 
 
 def _writable_file(text: str) -> Path:
@@ -81,13 +69,8 @@ def _writable_file(text: str) -> Path:
     return path
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, exit 2
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
 def main(argv, bundle: str, archive: str) -> int:
-    parser = _Parser(prog=Path(archive).name, description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(prog=Path(archive).name, description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=_writable_file, required=True, help="where to write the result JSON")
     parser.add_argument("--label", type=_label, default=None,
                         help="this machine's name in the merged results (default: its hostname): letters, digits, "

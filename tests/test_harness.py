@@ -118,6 +118,23 @@ def test_a_tampered_artifact_becomes_an_error_row_and_the_rest_go_on(exported, s
     assert records[1]["status"] == "ok"
 
 
+def crash_on_int8(name, data_dir, settings, job):
+    """A measuring process that dies (as a segfaulting runtime's does) on int8 files."""
+    import os
+    if job.format == "tflite-int8":
+        os._exit(11)
+    return harness.measure_one(name, data_dir, settings, job)
+
+
+def test_a_crashing_process_costs_only_the_artifact_that_crashed_it(exported, session_exports):
+    jobs = collect_jobs([model_dir(session_exports, "mlp128")], ["tflite", "tflite-int8", "tflite-fp16"],
+                        ["litert"])["litert"]
+    rows = harness.run_isolated("litert", jobs, None, QUICK, progress=False, task=crash_on_int8)
+    assert [(r["format"], r["status"]) for r in rows] == [(j.format, "error" if j.format == "tflite-int8" else "ok")
+                                                           for j in jobs]
+    assert "process crashed on this artifact" in next(r["error"] for r in rows if r["status"] == "error")
+
+
 def test_a_cached_figure_is_never_reused_for_an_altered_file(exported, session_exports, tmp_path):
     """The real case: the file changes under a row measured before (same manifest, same key)."""
     import shutil

@@ -17,6 +17,11 @@ from fmnist.runtimes import get_runtime
 NATIVE_FORMAT = "keras"  # the trained model itself (fmnist.jobs.NATIVE_FORMAT)
 
 
+def host_rows(records: list[dict]) -> list[dict]:
+    """The rows this machine's own benchmark measured (not a device's)."""
+    return [r for r in records if r.get("machine", HOST_LABEL) == HOST_LABEL]
+
+
 def ok_rows(records: list[dict]) -> list[dict]:
     return sorted((r for r in records if r["status"] == "ok"),
                   key=lambda r: (r["model"], r["variant"] != "base", r["variant"], r["format"], r["runtime"]))

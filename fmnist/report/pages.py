@@ -104,7 +104,7 @@ def _verdict_line(v: a.Verdict) -> str:
 def own_model_lines(document: dict) -> list[str]:
     """Our own models against their registered targets, and where they sit on the Pareto front."""
     ok = a.ok_rows(document["records"])
-    host = [r for r in ok if r.get("machine", "host") == "host"]
+    host = a.host_rows(ok)
     front = {id(r) for r in a.front_rows(host)}
     trained = {(t["model"], t["variant"]): t for t in document.get("trained", [])}
     lines = []
@@ -143,7 +143,7 @@ def run_cost_lines(document: dict) -> list[str]:
 
 def readme(document: dict, pages: dict[str, str], plots: list[str]) -> str:
     """results/README.md: the headline, own models' targets, method, and links to the pages made."""
-    host = [r for r in document["records"] if r.get("machine", "host") == "host"]
+    host = a.host_rows(document["records"])
     heads = a.headlines(host)
     edge = sorted({r["runtime"] for r in a.ok_rows(host) if a.is_edge(r)})
     lines = ["# Results: which model, in which format, on which runtime", "",
@@ -190,18 +190,14 @@ def accuracy_page(document: dict) -> str:
              f"{100 * r['accuracy_delta']:+.2f}", pct(r["agreement"]), f"{r['max_abs_diff']:.1e}",
              pct(r["source_accuracy"]) + (f" ({100 * (r['source_accuracy'] - r['base_test_accuracy']):+.2f} vs base)"
                                           if r.get("base_test_accuracy") is not None else ""),
-             "⚠ " + ", ".join(r["flag_reasons"]) if r["flagged"] else ""] for r in a.ok_rows(_host(document))]
+             "⚠ " + ", ".join(r["flag_reasons"]) if r["flagged"] else ""] for r in a.ok_rows(a.host_rows(document["records"]))]
     return _page("Accuracy and parity", table(rows, [
         "model", "variant", "format", "runtime", "accuracy", "Δ pts vs its Keras model", "top-1 agreement",
         "max |Δp|", "its Keras model's acc", "flag"]), document)
 
 
-def _host(document: dict) -> list[dict]:
-    return [r for r in document["records"] if r.get("machine", "host") == "host"]
-
-
 def latency_page(document: dict) -> str:
-    ok = a.ok_rows(_host(document))
+    ok = a.ok_rows(a.host_rows(document["records"]))
     keras = a.reference_rows(ok)
     rows = []
     for r in ok:
@@ -221,7 +217,7 @@ def latency_page(document: dict) -> str:
 
 
 def size_page(document: dict) -> str:
-    ok = a.ok_rows(_host(document))
+    ok = a.ok_rows(a.host_rows(document["records"]))
     seen, rows = set(), []
     for r in ok:
         if (r["model"], r["variant"], r["format"]) in seen:

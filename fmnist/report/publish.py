@@ -90,7 +90,7 @@ def publish_benchmark(document: dict, results: Path, training_plots: dict | None
     document as written to benchmark.json."""
     results = Path(results)
     devices = list({d["machine"]["label"]: d for d in [*device_results(results), *new_devices]}.values())
-    host = [r for r in document["records"] if r.get("machine", HOST_LABEL) == HOST_LABEL]
+    host = analysis.host_rows(document["records"])
     document = {**document, "records": host + [r for d in devices for r in d["records"]],
                 "machines": {**{k: v for k, v in document.get("machines", {}).items() if k == HOST_LABEL},
                              **{d["machine"]["label"]: d["machine"] for d in devices}}}

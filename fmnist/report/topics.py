@@ -7,7 +7,6 @@ from pathlib import Path
 
 from fmnist import plots
 from fmnist.boards import BOARDS, FLASH_RESERVE, RAM_FREE_FOR_ARENA
-from fmnist.environment import HOST_LABEL
 from fmnist.metrics import MAX_ACCURACY_DROP
 from fmnist.report import analysis as a
 from fmnist.report.pages import environment_lines, features, pct, table, us
@@ -42,7 +41,7 @@ def quantization_page(document: dict, folder: Path) -> str | None:
     entries = document.get("layer_errors", [])
     if not entries:
         return None
-    ok = a.ok_rows([r for r in document["records"] if r.get("machine", HOST_LABEL) == HOST_LABEL])
+    ok = a.ok_rows(a.host_rows(document["records"]))
     worst = a.worst_layers(entries)
     worst_rows = [[w["model"], w["variant"], w["format"], _layer_name(w["worst"]["tensor"]), w["worst"]["op"],
                    f"{w['worst']['rmse_over_scale']:.2f}", f"{w['worst']['sqnr_db']:.1f}",
@@ -84,7 +83,7 @@ def quantization_page(document: dict, folder: Path) -> str | None:
 def micro_page(document: dict, folder: Path) -> str | None:
     """results/micro.md: every artifact measured on a microcontroller runtime: flash, arena, MACs,
     accuracy, and which common boards can hold it."""
-    micro = a.micro_rows([r for r in document["records"] if r.get("machine", HOST_LABEL) == HOST_LABEL])
+    micro = a.micro_rows(a.host_rows(document["records"]))
     if not micro:
         return None
     rows = []
