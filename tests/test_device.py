@@ -155,7 +155,7 @@ def test_merge_adds_the_device_once_and_refuses_altered_or_foreign_files(device_
 @pytest.mark.parametrize("argv, message", [
     (["--label", ""], "a label is a plain name"), (["--label", "../x"], "a label is a plain name"),
     (["--label", "host"], "is the host's own label"), (["--min-seconds", "nan"], "must be between"),
-    (["--threads", "-3"], "must be between 1 and 1024"), (["--out", "/proc/r.json"], "cannot write in /proc"),
+    (["--threads", "-3"], "must be between 1 and 1,024"), (["--out", "/proc/r.json"], "cannot write in /proc"),
     (["--out", "."], "is a folder"),
 ])
 def test_the_runner_checks_every_argument_before_any_work(packed, tmp_path, argv, message):
