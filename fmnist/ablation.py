@@ -20,6 +20,7 @@ from fmnist.atomic import write_json, write_text
 from fmnist.codehash import code_digest
 from fmnist.config import RunConfig
 from fmnist.models import INPUT_SHAPE, Ablation, _keras_layers, get_spec
+from fmnist.report.pages import environment_lines
 from fmnist.train import (NOT_TRAINING_CODE, TRAINING_LIBRARIES, EpochProgress, _versions, compile_model,
                           fit_inputs, training_arrays)
 
@@ -101,8 +102,7 @@ def page(name: str, found: list, config: RunConfig) -> str:
                         *(["int8 flash", "arena"] if micro else []), "epochs", "train time"],
                  tablefmt="github", disable_numparse=True), "",
         "One run each: differences of a few tenths of a point are within a run's noise.", "",
-        f"- CPU: {environment.cpu_model()} ({environment.describe()['cores']} cores); run on "
-        f"{environment.describe()['date']}", ""])
+        *environment_lines(environment.describe(config.seed))])
 
 
 def write(name: str, found: list, config: RunConfig, results: Path) -> Path:

@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 
-TOLERANCE = 0.05        # a change within ±5% is no change
+TOLERANCE = 0.10        # a change within ±10% is no change (two loads of one file can differ by ~5-10%)
 CONFIDENCE = 0.95       # of the interval of the median paired ratio
 ROUNDS = 24             # pairs of (baseline, current) means
 BOOTSTRAP = 4000
