@@ -10,11 +10,11 @@ from dataclasses import dataclass
 
 from fmnist.environment import HOST_LABEL
 from fmnist.export import get_format, list_formats
+from fmnist.jobs import NATIVE_FORMAT
 from fmnist.metrics import INT8_SHRINK_TARGET, MAX_ACCURACY_DROP, SPEEDUP_TARGET, Target, pareto_front
 from fmnist.quantization import LAYER_OPS, worst_layer
 from fmnist.runtimes import get_runtime
 
-NATIVE_FORMAT = "keras"  # the trained model itself (fmnist.jobs.NATIVE_FORMAT)
 
 
 def host_rows(records: list[dict]) -> list[dict]:
@@ -167,12 +167,12 @@ def _tflm_accuracy(mine, trained):
 
 def _tflm_flash(mine, trained):
     r = _micro_row(mine)
-    return r and ("int8 flash on TFLM", r["tflm"]["flash_bytes"])
+    return r and ("int8 flash on TFLM", r[r["runtime"]]["flash_bytes"])
 
 
 def _tflm_arena(mine, trained):
     r = _micro_row(mine)
-    return r and ("tensor arena on TFLM (smallest that runs)", r["tflm"]["arena_bytes_min"])
+    return r and ("tensor arena on TFLM (smallest that runs)", r[r["runtime"]]["arena_bytes_min"])
 
 
 def _train_seconds(mine, trained):

@@ -88,8 +88,8 @@ def micro_page(document: dict, folder: Path) -> str | None:
         return None
     rows = []
     for r in a.ok_rows(micro):
-        t = r["tflm"]
-        agreement = t.get("agreement_with_litert")
+        t = r[r["runtime"]]  # a microcontroller runtime's own section: arena, flash, ops, agreement
+        agreement = next((v for k, v in t.items() if k.startswith("agreement_with_")), None)
         rows.append([r["model"], r["variant"], r["format"], f"{t['flash_bytes']:,}", f"{t['arena_bytes_min']:,}",
                      f"{t['arena_bytes_recorded']:,}" if t["arena_bytes_recorded"] else "", f"{r['macs']:,}",
                      pct(r["accuracy"]), f"{100 * r['accuracy_delta']:+.2f}",
