@@ -9,10 +9,10 @@ from pathlib import Path
 
 from fmnist import cost, environment, report, storage
 from fmnist.config import RunConfig
-from fmnist.harness import Settings, agreements, overhead_check, run_isolated
+from fmnist.harness import Settings, finish_rows, overhead_check, run_isolated
 from fmnist.jobs import NATIVE_FORMAT, collect_jobs
 from fmnist.rows import row
-from fmnist.runtimes import get_runtime, list_runtimes
+from fmnist.runtimes import get_runtime
 from fmnist.variants import BASE
 
 
@@ -48,15 +48,6 @@ def layer_errors(folders: list[Path], formats: list[str]) -> list[dict]:
                 found.append({"model": manifest["model"], "variant": manifest["variant"], "format": manifest["format"],
                               "agreement": manifest["validation"]["agreement"], "layers": layers})
     return found
-
-
-def finish_rows(records: list[dict]) -> list[dict]:
-    """Each runtime's agreement with the runtime it names (TFLM's with LiteRT), from the rows'
-    stored predictions; the predictions themselves do not go into results/."""
-    for runtime in list_runtimes():
-        for reference in get_runtime(runtime).agrees_with:
-            agreements(records, runtime, reference)
-    return [{k: v for k, v in r.items() if k != "top1"} for r in records]
 
 
 def run(names: list[str], formats: list[str], runtimes: list[str], variants: list, exports: Path,

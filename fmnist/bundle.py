@@ -26,8 +26,7 @@ BUNDLE_DIR = "bundle"
 INDEX = "bundle.json"
 TEST_SET = "test_set.npz"
 # Modules that need TensorFlow, tf2onnx, matplotlib or tabulate: they stay on the host.
-HOST_ONLY = {"train.py", "plots.py", "cli.py", "benchmark.py", "export/pipeline.py", "report/__init__.py",
-             "report/analysis.py", "report/pages.py", "report/topics.py", "report/publish.py"}
+HOST_ONLY = {"train.py", "plots.py", "cli.py", "benchmark.py", "export/pipeline.py", "ablation.py", "report/"}
 BOOTSTRAP = '''"""fmnist-edge benchmark bundle: python3 THIS_FILE.pyz --out RESULT.json [--label NAME]"""
 import os
 import sys
@@ -62,7 +61,7 @@ def core_files() -> dict[str, Path]:
     """The package's device-side modules: {path inside the bundle: file}."""
     package = Path(__file__).parent
     return {f"fmnist/{p.relative_to(package).as_posix()}": p for p in sorted(package.rglob("*.py"))
-            if p.relative_to(package).as_posix() not in HOST_ONLY}
+            if not p.relative_to(package).as_posix().startswith(tuple(HOST_ONLY))}
 
 
 def _npz(**arrays) -> bytes:

@@ -357,3 +357,14 @@ def overhead_check(path: Path, rounds: int = 40, round_seconds: float = 0.01) ->
             "ratio": float(np.median(ratios)), "ratio_lower_quartile": low,
             "ratio_upper_quartile": float(np.percentile(ratios, 100 - OVERHEAD_QUANTILE)),
             "limit": OVERHEAD_LIMIT, "exceeds": low > OVERHEAD_LIMIT}
+
+
+def finish_rows(records: list[dict]) -> list[dict]:
+    """Each runtime's agreement with the runtime it names (TFLM's with LiteRT), from the rows'
+    stored predictions; the predictions themselves do not go into results/. The host's benchmark
+    and the device runner both finish their rows here."""
+    from fmnist.runtimes import get_runtime
+    for runtime in {r.get("runtime") for r in records if r.get("status") == "ok"}:
+        for reference in get_runtime(runtime).agrees_with:
+            agreements(records, runtime, reference)
+    return [{k: v for k, v in r.items() if k != "top1"} for r in records]

@@ -21,7 +21,7 @@ from fmnist import environment, storage
 from fmnist.arguments import OneLineParser, number
 from fmnist.atomic import write_json
 from fmnist.bundle import INDEX, TEST_SET, records_digest
-from fmnist.harness import Settings, agreements, run_isolated
+from fmnist.harness import Settings, finish_rows, run_isolated
 from fmnist.rows import row
 from fmnist.jobs import collect_jobs
 from fmnist.runtimes import get_runtime, list_runtimes
@@ -112,10 +112,7 @@ def _run(args, bundle: Path, archive: str) -> int:
         if not args.quiet:
             print(f"{runtime}: {len(jobs.get(runtime, []))} artifacts", file=sys.stderr, flush=True)
         records += run_isolated(runtime, jobs.get(runtime, []), str(bundle / TEST_SET), settings, not args.quiet)
-    for runtime in wanted:
-        for reference in get_runtime(runtime).agrees_with:
-            agreements(records, runtime, reference)
-    records = [row(**{k: v for k, v in r.items() if k != "top1"}, machine=args.label) for r in records]
+    records = [row(**r, machine=args.label) for r in finish_rows(records)]
     result = {"schema": 1, "kind": "fmnist-device-run", "bundle": {"version": index["version"], "sha256": index["sha256"],
                                                                   "file": Path(archive).name},
               "machine": machine, "environment": environment.describe(),

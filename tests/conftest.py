@@ -59,7 +59,7 @@ CONTRACT = ["model", "source", "variant", "format", "runtime", "device", "provid
 @pytest.fixture(scope="session")
 def measured(exported, session_exports):
     """Every runtime on the base and QAT mlp128/cnn32_64 artifacts, measured in this process."""
-    from fmnist.benchmark import finish_rows
+    from fmnist.harness import finish_rows
     folders = [model_dir(session_exports, m, v) for m in ("mlp128", "cnn32_64") for v in ("base", "qat")]
     jobs = collect_jobs(folders, ["keras", *list_formats()], list_runtimes())
     rows = finish_rows([r for name in list_runtimes()
