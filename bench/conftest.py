@@ -100,14 +100,15 @@ def injected(request):
 
 
 def _jobs():
-    runtimes = [r for r in list_runtimes() if not get_runtime(r).unavailable()]
+    runtimes = [r for r in list_runtimes() if not get_runtime(r).unavailable() and get_runtime(r).kind == "measured"]
     jobs = collect_jobs(storage.trained_folders(EXPORTS), [NATIVE_FORMAT, *list_formats()], runtimes)
     return [job for name in runtimes for job in jobs.get(name, [])]
 
 
 def pytest_generate_tests(metafunc):
-    """`job`: every artifact on every runtime; `timed_job`: the same without microcontroller
-    runtimes (their host latency is not an MCU's: nothing to regress); `tflite_job`: each base
+    """`job`: every artifact on every runtime that runs it (an estimate runs nothing); `timed_job`:
+    the same without microcontroller runtimes (their host latency is not an MCU's: nothing to
+    regress); `tflite_job`: each base
     model's float TFLite file. With no artifacts the tests get None and fail loudly, rather than
     pass by running nothing."""
     for name, keep in (("job", lambda j: True),

@@ -36,6 +36,30 @@ def stderr_muted():
         os.close(saved)
 
 
+def captured_output(call, fds: tuple[int, ...] = (1, 2)) -> tuple[object, str]:
+    """(call(), what it printed to the file descriptors `fds`, and to sys.stdout and sys.stderr
+    where those are not the descriptors themselves, as under pytest): C++ libraries (TFLM, Vela's
+    compiler) print to the descriptors directly, Python code to the streams."""
+    import io
+    import tempfile
+    streams = io.StringIO()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(fd) for fd in fds]
+    with tempfile.TemporaryFile() as sink:
+        for fd in fds:
+            os.dup2(sink.fileno(), fd)
+        try:
+            with contextlib.redirect_stdout(streams), contextlib.redirect_stderr(streams):
+                result = call()
+        finally:
+            for fd, copy in zip(fds, saved):
+                os.dup2(copy, fd)
+                os.close(copy)
+        sink.seek(0)
+        return result, sink.read().decode(errors="replace") + streams.getvalue()
+
+
 class _QuietTensorFlow(importlib.abc.MetaPathFinder):
     """Finds nothing itself: it wraps the loader of TensorFlow's spec, so the import (whenever it
     happens: a look-up such as importlib.util.find_spec does not count) runs with stderr muted."""

@@ -33,3 +33,27 @@ BOARDS = (
     Board("ESP32-DevKitC", "ESP32-WROOM-32 (Xtensa LX6)", 4096 * KIB, 520 * KIB,
           "Espressif ESP32 and ESP32-WROOM-32 datasheets (4 MB flash on the module, 520 KB SRAM)"),
 )
+
+
+@dataclass(frozen=True)
+class NPUBoard:
+    """An SoC or board with an Arm Ethos-U NPU: the network's SRAM must fit the SRAM the NPU can
+    use (RAM_FREE_FOR_ARENA of it), its weights the memory they are read from (flash or DRAM)."""
+    name: str
+    soc: str
+    accelerator: str   # the ethos-u runtime (Vela configuration) whose estimates it is judged by
+    sram_bytes: int
+    weights_bytes: int  # flash (MRAM) or DRAM the weights and the firmware live in
+    source: str
+
+    def fits(self, sram: int, weights: int) -> bool:
+        return weights + FLASH_RESERVE <= self.weights_bytes and sram <= RAM_FREE_FOR_ARENA * self.sram_bytes
+
+
+MIB = 1024 * KIB
+NPU_BOARDS = (
+    NPUBoard("Alif Ensemble E3", "AE302F80F55D5 (Cortex-M55 + Ethos-U55-128 and -256)", "ethos-u55-128",
+             13824 * KIB, 5632 * KIB, "Alif Ensemble E3 datasheet (up to 13.5 MB SRAM, 5.5 MB MRAM)"),
+    NPUBoard("NXP i.MX 93 EVK", "i.MX 93 (2x Cortex-A55 + Cortex-M33 + Ethos-U65-256)", "ethos-u65-256",
+             640 * KIB, 2048 * MIB, "NXP i.MX 93 reference manual (640 KB on-chip RAM) and EVK board (2 GB LPDDR4X)"),
+)

@@ -3,7 +3,7 @@ artifacts with their manifests, each source model's record and reference probabi
 set, and the measuring core itself. `python3 bundle.pyz --out pi5.json` runs it (fmnist.runner).
 
 The core it carries is the part of this package that imports neither TensorFlow nor matplotlib;
-a device needs numpy and whichever runtimes it has (ai-edge-litert, onnxruntime, tflite-micro).
+a device needs numpy and whichever runtimes it has (ai-edge-litert, onnxruntime, openvino, tflite-micro).
 """
 from __future__ import annotations
 

@@ -354,15 +354,16 @@ def bench_main(argv=None) -> int:
         exports, args.results, config, settings, data_dir=args.data_dir, progress=not args.quiet)
     from fmnist.environment import HOST_LABEL
     host = [r for r in document["records"] if r["machine"] == HOST_LABEL]  # merged device rows aside
-    counts = {s: sum(r["status"] == s for r in host) for s in ("ok", "error", "unavailable")}
+    counts = {s: sum(r["status"] == s for r in host) for s in ("ok", "estimated", "error", "unavailable")}
     flagged = sum(bool(r.get("flagged")) for r in host)
-    reused = sum(bool(r.get("reused")) for r in host)
+    reused = sum(bool(r.get("reused")) for r in host if r["status"] == "ok")
     trained = sum(j["this_run"] for j in document["run_cost"]["training"])
     exported = len(document["exported_this_run"])
     print(f"trained {trained} of {len(document['trained'])} models; exported {exported} of {document['artifacts']} "
           f"artifacts (the rest reused)")
     print(f"wrote {args.results}/: {counts['ok']} rows ({counts['ok'] - reused} measured, {reused} reused; "
-          f"{flagged} flagged), {counts['error']} errors, {counts['unavailable']} runtimes unavailable")
+          f"{flagged} flagged), {counts['estimated']} estimates, {counts['error']} errors, {counts['unavailable']} "
+          f"runtimes unavailable")
     crashed = sorted({r["runtime"] for r in host if "process crashed" in (r.get("error") or "")})
     if crashed:
         print(f"error: the measuring process of {', '.join(crashed)} crashed; its rows are error rows, the other "

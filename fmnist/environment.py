@@ -21,7 +21,7 @@ def valid_label(label) -> str | None:
         return f"{HOST_LABEL!r} is the host's own label; name the device otherwise"
     return None
 PACKAGES = ("tensorflow", "tf-keras", "tensorflow-model-optimization", "tf2onnx", "onnx",
-            "onnxruntime", "ai-edge-litert", "tflite-micro", "numpy")
+            "onnxruntime", "ai-edge-litert", "tflite-micro", "openvino", "ethos-u-vela", "numpy")
 
 
 # The vector extensions that set the speed of TensorFlow's and the runtimes' kernels: two CPUs that

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from fmnist.codehash import code_digest
-from fmnist.metrics import flags, latency_stats, parity
+from fmnist.metrics import flags, latency_stats, parity, time_calls
 from fmnist.rows import row
 from fmnist.storage import StorageError, reference_probabilities, verified_path
 
@@ -52,17 +52,6 @@ class Job:
     reference: str         # the source model's folder: its record vouches for the probabilities
     meta: dict
     files: dict | None = None  # every file of the artifact and its SHA-256 (its manifest's)
-
-
-def time_calls(call, min_calls: int, min_seconds: float, max_calls: int) -> list[int]:
-    """Per-call nanoseconds of `call()`: at least `min_calls` and `min_seconds`, at most `max_calls`."""
-    clock, samples = time.perf_counter_ns, []
-    deadline = clock() + int(min_seconds * 1e9)
-    while len(samples) < max_calls and (len(samples) < min_calls or clock() < deadline):
-        start = clock()
-        call()
-        samples.append(clock() - start)
-    return samples
 
 
 def throughput(session, images, seconds: float) -> float:
@@ -105,6 +94,8 @@ def measure(runtime, job: Job, images: np.ndarray, labels: np.ndarray, settings:
     needs for one image; the large-batch passes (accuracy, throughput) come after, with a peak of
     their own. `top1` (the predicted class of every test image) is for other rows' agreement."""
     path = verified_path(Path(job.folder), job.artifact, job.sha256, job.files)
+    if runtime.kind == "estimate":  # a compiler's figures for a device: nothing runs here
+        return runtime.estimate(path, job.format)
     threads = settings.threads if runtime.takes_threads else None
     baseline = _reset_peak()  # the runtime's library is imported already (run_runtime)
     start = time.perf_counter()
@@ -206,9 +197,12 @@ def run_runtime(name: str, jobs: list[Job], data_dir: str | None, settings: Sett
         record = row(**job.meta, format=job.format, **described, artifact_sha256=job.sha256)
         try:
             figures, record["reused"] = _measure_or_reuse(runtime, job, images, labels, settings, described)
-            record.update(status="ok", error=None, **figures)
-            reasons = flags(figures) + record.get("variant_flags", [])
-            record.update(flagged=bool(reasons), flag_reasons=reasons)
+            if runtime.kind == "estimate":
+                record.update(status="estimated", error=None, kind=runtime.kind, **figures)
+            else:
+                reasons = flags(figures) + record.get("variant_flags", [])
+                record.update(status="ok", error=None, kind=runtime.kind, **figures, flagged=bool(reasons),
+                              flag_reasons=reasons)
         except StorageError as e:
             record.update(status="error", error=str(e))
         except Exception as e:  # a runtime that cannot run one artifact must not stop the others

@@ -2,6 +2,7 @@
 model, latency statistics, and every threshold they are judged by (defined here once)."""
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from enum import Enum
 
@@ -75,6 +76,17 @@ def variant_flags(accuracy: float, base_accuracy: float | None) -> list[str]:
     if base_accuracy is not None and accuracy < base_accuracy - VARIANT_MAX_DROP:
         return [f"variant {100 * (accuracy - base_accuracy):+.2f} pts vs base"]
     return []
+
+
+def time_calls(call, min_calls: int, min_seconds: float, max_calls: int) -> list[int]:
+    """Per-call nanoseconds of `call()`: at least `min_calls` and `min_seconds`, at most `max_calls`."""
+    clock, samples = time.perf_counter_ns, []
+    deadline = clock() + int(min_seconds * 1e9)
+    while len(samples) < max_calls and (len(samples) < min_calls or clock() < deadline):
+        start = clock()
+        call()
+        samples.append(clock() - start)
+    return samples
 
 
 def latency_stats(samples_ns) -> dict:

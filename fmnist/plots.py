@@ -145,3 +145,30 @@ def best_latency_by_machine(series: dict[str, dict[str, float]], path: Path) -> 
     ax.grid(alpha=0.3, axis="y", which="both")
     ax.legend(fontsize=8)
     _save(fig, path)
+
+
+def op_shares(bars: dict[str, dict[str, dict[str, float]]], path: Path) -> None:
+    """One panel per model: a stacked horizontal bar per runtime and format, split by kind of op
+    (the share of its time, cycles or MACs)."""
+    families = sorted({f for model in bars.values() for shares in model.values() for f in shares})
+    colours = plt.get_cmap("tab10")
+    columns = 3
+    rows = -(-len(bars) // columns)
+    tallest = max(len(b) for b in bars.values())
+    fig, axes = plt.subplots(rows, columns, figsize=(15, rows * (0.6 + 0.28 * tallest)), squeeze=False)
+    for ax, (model, labelled) in zip(axes.flat, sorted(bars.items())):
+        labels = sorted(labelled)
+        left = np.zeros(len(labels))
+        for i, family in enumerate(families):
+            widths = np.array([100 * labelled[label].get(family, 0.0) for label in labels])
+            ax.barh(labels, widths, left=left, color=colours(i % colours.N), label=family)
+            left += widths
+        ax.set(title=model, xlim=(0, 100))
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(bars):]:
+        ax.axis("off")
+    handles, names = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="lower center", ncol=len(families), fontsize=8)
+    fig.suptitle("Share of each kind of op (% of time, NPU cycles or MACs), base models' main artifacts")
+    fig.tight_layout(rect=(0, 0.04, 1, 0.97))
+    _save(fig, path)

@@ -22,7 +22,8 @@ class Row(TypedDict, total=False):
     threads: int | None              # None: the runtime's own default (all cores)
     machine: str                     # "host" for fmnist-bench's own rows, or a device's label
     artifact_sha256: str             # which file was measured
-    status: str                      # ok, error (with error) or unavailable (with error: why)
+    kind: str                        # measured (run on `machine`), or estimate (a compiler's model of a device)
+    status: str                      # ok, estimated (kind estimate), error (with error), unavailable (error: why)
     error: str | None
     formats: list                    # unavailable rows: the formats this runtime would have run
     reused: bool                     # figures measured by an earlier run on this machine, file and code
@@ -62,6 +63,13 @@ class Row(TypedDict, total=False):
     delegated: bool                  # LiteRT: whether XNNPACK took the graph
     tflm: dict                       # TFLM: arena_bytes_min, arena_bytes_recorded, flash_bytes, ops,
     #                                  agreement_with_litert, latency_scope
+    openvino: dict                   # OpenVINO: compute_precision (what its kernels ran at), kernels,
+    #                                  inference_precision_hint, agreement_with_onnxruntime / _litert
+    ethos_u: dict                    # Ethos-U (Vela estimate): accelerator, system_config, clock_hz, cycles_npu,
+    #                                  cycles_total, inference_us, sram_bytes, flash_bytes, dram_bytes, npu_ops,
+    #                                  cpu_ops, layers, warnings, estimated
+    op_profile: dict                 # per op: source, unit (µs, cycles or MACs), total, by_type shares, top ops,
+    #                                  profiled_wall_us_p50
 
 
 FIELDS = frozenset(Row.__annotations__)

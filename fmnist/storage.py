@@ -318,16 +318,18 @@ def _measurement_path(artifact_folder: Path, runtime: str, suffix: str = "measur
 
 
 def cached_measurement(artifact_folder: Path, runtime: str, key: str) -> dict | None:
-    """Figures measured on this very artifact before (same key), with their `top1` predictions,
-    else None."""
+    """Figures measured on this very artifact before (same key), with their `top1` predictions
+    (none for an estimate, which predicts nothing), else None."""
     try:
         saved = json.loads(_measurement_path(artifact_folder, runtime).read_text())
-        top1 = np.load(_measurement_path(artifact_folder, runtime, "top1.npy"))
+        predicted = isinstance(saved, dict) and saved.get("top1_sha256") is not None
+        top1 = np.load(_measurement_path(artifact_folder, runtime, "top1.npy")) if predicted else None
     except (OSError, ValueError):
         return None
-    if not isinstance(saved, dict) or saved.get("cache_key") != key or saved.get("top1_sha256") != _sha(top1):
+    if not isinstance(saved, dict) or saved.get("cache_key") != key or \
+            (predicted and saved["top1_sha256"] != _sha(top1)):
         return None
-    return {**saved["figures"], "top1": top1}
+    return {**saved["figures"], **({"top1": top1} if predicted else {})}
 
 
 def _sha(array: np.ndarray) -> str:
@@ -335,10 +337,12 @@ def _sha(array: np.ndarray) -> str:
 
 
 def write_measurement(artifact_folder: Path, runtime: str, key: str, figures: dict) -> None:
-    """The figures as JSON and the predictions (`top1`, one class per test image) as .npy beside them."""
-    top1 = figures["top1"]
-    with atomic_path(_measurement_path(artifact_folder, runtime, "top1.npy")) as tmp:
-        np.save(tmp, top1)
+    """The figures as JSON and the predictions (`top1`, one class per test image, where the runtime
+    made any) as .npy beside them."""
+    top1 = figures.get("top1")
+    if top1 is not None:
+        with atomic_path(_measurement_path(artifact_folder, runtime, "top1.npy")) as tmp:
+            np.save(tmp, top1)
     write_json(_measurement_path(artifact_folder, runtime),
-               {"cache_key": key, "top1_sha256": _sha(top1),
+               {"cache_key": key, "top1_sha256": _sha(top1) if top1 is not None else None,
                 "figures": {k: v for k, v in figures.items() if k != "top1"}})

@@ -12,7 +12,8 @@ from fmnist import bundle, cli, harness, report
 from fmnist.jobs import collect_jobs
 from fmnist.storage import model_dir
 
-DEVICE_PACKAGES = ("numpy", "ai-edge-litert", "onnxruntime")  # tflite-micro left out: a runtime a device lacks
+DEVICE_PACKAGES = ("numpy", "ai-edge-litert", "onnxruntime", "openvino")  # tflite-micro left out: a runtime a
+#                                                                          device lacks
 
 
 def installed_closure(names) -> dict:
@@ -33,8 +34,8 @@ def installed_closure(names) -> dict:
 
 @pytest.fixture(scope="session")
 def bare_python(tmp_path_factory):
-    """A device's Python: a venv holding only numpy, ai-edge-litert and onnxruntime (and what they
-    need), linked from this environment's installed packages: no network, no TensorFlow."""
+    """A device's Python: a venv holding only numpy, ai-edge-litert, onnxruntime and openvino (and
+    what they need), linked from this environment's installed packages: no network, no TensorFlow."""
     where = tmp_path_factory.mktemp("device-venv")
     venv.create(where, with_pip=False)
     python = where / "bin" / "python"
@@ -46,7 +47,8 @@ def bare_python(tmp_path_factory):
         for top in {f.parts[0] for f in dist.files or [] if f.parts[0] != ".."}:
             if not (site / top).exists():
                 (site / top).symlink_to(dist.locate_file(top))
-    assert subprocess.run([str(python), "-c", "import numpy, onnxruntime, ai_edge_litert.interpreter"]).returncode == 0
+    assert subprocess.run([str(python), "-c", "import numpy, onnxruntime, openvino, ai_edge_litert.interpreter"]
+                          ).returncode == 0
     assert subprocess.run([str(python), "-c", "import tensorflow"], capture_output=True).returncode != 0
     return python
 
@@ -86,8 +88,10 @@ def test_the_runner_measures_every_artifact_without_tensorflow(device_run, expor
     assert result["tensorflow_imported"] is False and result["machine"]["label"] == "test-device"
     ok = [r for r in result["records"] if r["status"] == "ok"]
     assert {(r["model"], r["format"], r["runtime"]) for r in ok} == {
-        (m, f, "litert" if f.startswith("tflite") else "onnxruntime")
-        for m in ("mlp128", "cnn32_64") for f in ("tflite", "tflite-int8", "onnx", "onnx-int8")}
+        (m, f, runtime) for m in ("mlp128", "cnn32_64") for f in ("tflite", "tflite-int8", "onnx", "onnx-int8")
+        for runtime in ("litert" if f.startswith("tflite") else "onnxruntime", "openvino")}
+    assert all(r["openvino"]["compute_precision"] == ("int8" if f.endswith("int8") else "float32")
+               for r in ok if r["runtime"] == "openvino" for f in [r["format"]])
     unavailable = {r["runtime"]: r["error"] for r in result["records"] if r["status"] == "unavailable"}
     assert "tflite_micro is not installed" in unavailable["tflm"]
     # the same harness on the host gives the same accuracy on the same file

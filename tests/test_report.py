@@ -61,3 +61,47 @@ def test_the_pareto_front_leaves_out_a_microcontroller_interpreter_on_the_host()
             row(fmt="tflm", runtime="tflm", p50=5.0, accuracy=0.99)]  # host latency of an MCU interpreter
     assert [(r["runtime"], r["latency_us"]["p50"]) for r in analysis.front_rows(rows)] == \
         [("litert", 10.0), ("onnxruntime", 20.0)]
+
+
+ENVIRONMENT = {"cpu": "x", "cores": 2, "machine": "x86_64", "python": "3.11", "versions": {}, "seed": 42,
+               "date": "today"}
+
+
+def estimate(model="m", runtime="ethos-u55-128", sram=30_000, flash=100_000):
+    return {"model": model, "source": "own", "variant": "base", "format": "tflm", "runtime": runtime,
+            "status": "estimated", "kind": "estimate", "artifact_sha256": "a" * 64,
+            "ethos_u": {"system_config": "Ethos_U55_High_End_Embedded", "memory_mode": "Shared_Sram",
+                        "system": "an MCU", "clock_hz": 5e8, "cycles_total": 1000, "cycles_npu": 900,
+                        "inference_us": 2.0, "inferences_per_second": 5e5, "sram_bytes": sram,
+                        "flash_bytes": flash, "dram_bytes": 0, "weights_in": "Off-chip Flash", "npu_ops": 5,
+                        "cpu_ops": 0},
+            "op_profile": {"source": "Vela", "unit": "cycles", "total": 1000.0, "by_type": {"Conv2D": 1.0},
+                           "ops": [{"name": "conv", "type": "Conv2D", "value": 1000.0, "share": 1.0}]}}
+
+
+def test_an_estimate_is_shown_beside_the_microcontroller_rows_and_never_chosen(tmp_path):
+    from fmnist.report import topics
+    fast_estimate = {**estimate(), "latency_us": {"p50": 0.001}}  # even with a figure, it is not measured
+    rows = [KERAS, row(p50=40.0), fast_estimate, estimate(sram=13824 * 1024)]
+    head, = analysis.headlines(rows)
+    assert head.fastest["runtime"] == "litert" and len(analysis.estimate_rows(rows)) == 2
+    page = topics.micro_page({"records": rows, "environment": ENVIRONMENT}, tmp_path)
+    npu = page[page.index("## Arm Ethos-U NPUs"):]
+    assert "estimates, not measurements" in npu and "Ethos_U55_High_End_Embedded" in npu
+    lines = [line for line in npu.splitlines() if line.startswith("| m ")]
+    assert len(lines) == 2 and "| ✓ " in lines[0] and "| ✗ " in lines[1]  # 13.5 MB of SRAM is no board's 75%
+
+
+def test_the_profile_page_draws_every_profiled_row_and_sets_timed_ones_against_their_latency(tmp_path):
+    from fmnist.report import profile
+    (tmp_path / "plots").mkdir()
+    timed = row(fmt="onnx", runtime="onnxruntime", p50=30.0, threads=2, single_thread={"latency_us": {"p50": 50.0}},
+                op_profile={"source": "ORT", "unit": "µs", "total": 40.0, "profiled_wall_us_p50": 60.0,
+                            "by_type": {"Conv": 0.75, "Reshape": 0.25},
+                            "ops": [{"name": "a/conv", "type": "Conv", "value": 30.0, "share": 0.75},
+                                    {"name": "a/reshape", "type": "Reshape", "value": 10.0, "share": 0.25}]})
+    page = profile.profile_page({"records": [timed, estimate()], "environment": ENVIRONMENT}, tmp_path)
+    line = next(x for x in page.splitlines() if "| onnxruntime" in x)
+    assert "| 0.80 " in line and "| 1.20 " in line  # 40 / 50 and 60 / 50: against the one-thread p50
+    assert "convolution 75%" in line and "conv (Conv) 75%" in line
+    assert "| ethos-u55-128 " in page and (tmp_path / "plots" / "profile.png").read_bytes()[:4] == b"\x89PNG"

@@ -264,6 +264,44 @@ def micro_rows(records: list[dict]) -> list[dict]:
     return [r for r in records if get_runtime(r["runtime"]).microcontroller]
 
 
+def estimate_rows(records: list[dict]) -> list[dict]:
+    """A compiler's estimates for a device (Vela for Ethos-U): kept apart from every measured choice."""
+    return sorted((r for r in records if r["status"] == "estimated"),
+                  key=lambda r: (r["model"], r["variant"] != "base", r["variant"], r["format"], r["runtime"]))
+
+
+OP_FAMILIES = (  # (family, what an op type's lower-cased name contains), first match wins
+    ("fully connected / matmul", ("gemm", "matmul", "fullyconnected", "fully_connected")),
+    ("quantize / convert", ("quantize", "convert", "dequant")),
+    ("convolution", ("conv",)),
+    ("pooling", ("pool",)),
+    ("activation / softmax", ("relu", "softmax", "sigmoid", "tanh", "clamp")),
+    ("layout (reshape, transpose, copy)", ("reshape", "transpose", "reorder", "copy", "shape", "slice", "pack",
+                                           "flatten", "concat", "squeeze")),
+)
+
+
+def op_family(op_type: str) -> str:
+    """'QLinearConv', 'Convolution', 'CONV_2D', 'Conv2D' -> 'convolution': one vocabulary across
+    runtimes, so their profiles can be compared."""
+    lowered = op_type.lower()
+    return next((family for family, words in OP_FAMILIES if any(w in lowered for w in words)), "other")
+
+
+def family_shares(profile: dict) -> dict[str, float]:
+    shares = {}
+    for kind, share in profile["by_type"].items():
+        shares[op_family(kind)] = shares.get(op_family(kind), 0.0) + share
+    return shares
+
+
+def one_thread_p50(r: dict) -> float | None:
+    """The row's batch-1 p50 on one thread (what a one-thread profile is compared with)."""
+    if r.get("threads") == 1:
+        return r["latency_us"]["p50"]
+    return (r.get("single_thread") or {}).get("latency_us", {}).get("p50")
+
+
 def best_by_machine(records: list[dict], machines: dict) -> tuple[list[str], dict]:
     """(machine labels with rows, {(model, label): fastest sound edge row or None})."""
     ok = [r for r in records if r["status"] == "ok" and is_edge(r)]

@@ -15,7 +15,7 @@ from pathlib import Path
 from fmnist import plots
 from fmnist.atomic import atomic_dir, write_json, write_text
 from fmnist.environment import HOST_LABEL
-from fmnist.report import analysis, pages, topics
+from fmnist.report import analysis, pages, profile, topics
 
 DEVICES_DIR = "devices"
 TRAINING_DIR = "training"
@@ -24,7 +24,9 @@ TOPICS = {  # optional pages: file -> (render function, what the README says of 
     "quantization.md": (topics.quantization_page, "per-layer int8 error, and what 16x8, mixed precision and QAT "
                                                   "buy back"),
     "micro.md": (topics.micro_page, "every int8 artifact on TensorFlow Lite for Microcontrollers: arena, flash, "
-                                    "accuracy, and which boards hold it"),
+                                    "accuracy, and which boards hold it; Arm Ethos-U NPU estimates (Vela)"),
+    "profile.md": (profile.profile_page, "where each model's main artifacts spend their time, op by op (ONNX "
+                                         "Runtime and OpenVINO profilers, Vela's NPU cycles, MACs from the graph)"),
     "devices.md": (topics.devices_page, "the same artifacts measured on other machines by the bundle runner "
                                         "(`fmnist-bench merge`)"),
 }

@@ -6,10 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from fmnist import plots
-from fmnist.boards import BOARDS, FLASH_RESERVE, RAM_FREE_FOR_ARENA
+from fmnist.boards import BOARDS, FLASH_RESERVE, NPU_BOARDS, RAM_FREE_FOR_ARENA
 from fmnist.metrics import MAX_ACCURACY_DROP
 from fmnist.report import analysis as a
 from fmnist.report.pages import environment_lines, features, pct, table, us
+from fmnist.runtimes import get_runtime
 
 
 def _layer_name(tensor: str) -> str:
@@ -80,11 +81,55 @@ def quantization_page(document: dict, folder: Path) -> str | None:
         *environment_lines(document["environment"])])
 
 
+def _npu_lines(document: dict) -> list[str]:
+    """micro.md's Ethos-U section: Vela's estimates beside TFLM's arena for the same file, and which
+    NPU boards hold each network."""
+    host = a.host_rows(document["records"])
+    estimates = a.estimate_rows(host)
+    problems = [f"- {r['model']} {r['variant']} {r['format']} on {r['runtime']}: {r['error']}" for r in host
+                if r["status"] == "error" and get_runtime(r["runtime"]).kind == "estimate"]
+    if not estimates and not problems:
+        return []
+    arenas = {r["artifact_sha256"]: r["tflm"]["arena_bytes_min"] for r in a.ok_rows(host) if r.get("tflm")}
+    configs = sorted({(r["runtime"], r["ethos_u"]["system_config"], r["ethos_u"]["memory_mode"],
+                       r["ethos_u"]["system"], r["ethos_u"]["clock_hz"]) for r in estimates})
+    rows = []
+    for r in estimates:
+        e = r["ethos_u"]
+        weights = e["flash_bytes"] + e["dram_bytes"]
+        rows.append([r["model"], r["variant"], r["format"], r["runtime"], f"{e['cycles_total']:,}",
+                     f"{e['cycles_npu']:,}", us(e["inference_us"]), f"{e['inferences_per_second']:,.0f}",
+                     f"{e['sram_bytes']:,}", f"{weights:,} ({e['weights_in']})",
+                     f"{arenas[r['artifact_sha256']]:,}" if r["artifact_sha256"] in arenas else "",
+                     f"{e['npu_ops']} / {e['cpu_ops']}",
+                     *(("✓" if b.fits(e["sram_bytes"], weights) else "✗") if b.accelerator == r["runtime"] else "—"
+                       for b in NPU_BOARDS)])
+    return [
+        "## Arm Ethos-U NPUs: Vela's estimates (nothing ran)", "",
+        "Arm's compiler Vela compiled each int8 batch-1 (`tflm`) file and each 16x8 file (which has no batch-1 "
+        "export: Vela fixes its batch at 1, and names the ops it leaves on the CPU) for each NPU configuration "
+        "below, and estimated from its model of the NPU and the system's memories. These are estimates, not "
+        "measurements: they are kept out of every 'fastest' choice of these pages. Per-layer cycles: "
+        "[profile.md](profile.md) and `ethos_u.layers` in benchmark.json.", "",
+        *[f"- **{runtime}**: Vela system config `{config}`, memory mode `{mode}`: {system}, clock "
+          f"{clock / 1e6:,.0f} MHz." for runtime, config, mode, system, clock in configs], "",
+        f"An NPU board holds a network when its weights plus {FLASH_RESERVE // 1024} KiB fit the memory they are "
+        f"read from, and Vela's SRAM fits {RAM_FREE_FOR_ARENA:.0%} of the board's SRAM. Board figures: README.md.",
+        "", "| board | SoC | NPU configuration | SRAM | weights memory |", "|---|---|---|---|---|",
+        *[f"| {b.name} | {b.soc} | {b.accelerator} | {b.sram_bytes // 1024:,} KiB | {b.weights_bytes // 1024:,} KiB |"
+          for b in NPU_BOARDS], "",
+        table(rows, ["model", "variant", "format", "NPU", "cycles", "NPU cycles", "est. µs", "est. inf/s",
+                     "SRAM B", "weights B (where)", "TFLM arena B (same file)", "ops NPU / CPU",
+                     *(b.name for b in NPU_BOARDS)]), "",
+        *(["### Not compiled", "", *problems, ""] if problems else [])]
+
+
 def micro_page(document: dict, folder: Path) -> str | None:
-    """results/micro.md: every artifact measured on a microcontroller runtime: flash, arena, MACs,
-    accuracy, and which common boards can hold it."""
+    """results/micro.md: every artifact measured on a microcontroller runtime (flash, arena, MACs,
+    accuracy, and which common boards can hold it), and the NPU estimates."""
     micro = a.micro_rows(a.host_rows(document["records"]))
-    if not micro:
+    npu = _npu_lines(document)
+    if not micro and not npu:
         return None
     rows = []
     for r in a.ok_rows(micro):
@@ -117,7 +162,7 @@ def micro_page(document: dict, folder: Path) -> str | None:
                          "TFLM acc", "Δ pts vs Keras", "agree w/ LiteRT", "host p50 µs", "host RSS MB", "ops",
                          *(b.name for b in BOARDS)]), "",
         *(["## Not run on TFLM", "", *problems, *unavailable, ""] if problems or unavailable else []),
-        *environment_lines(document["environment"])])
+        *npu, *environment_lines(document["environment"])])
 
 
 def devices_page(document: dict, folder: Path) -> str | None:

@@ -17,7 +17,8 @@ def runtimes_for(fmt: str) -> list[Runtime]:
     return [r for r in _RUNTIMES.entries.values() if fmt in r.formats]
 
 
-from fmnist.runtimes import keras, litert, onnxruntime, tensorflow, tflm  # noqa: E402,F401  (registrations)
+# registrations
+from fmnist.runtimes import ethos_u, keras, litert, onnxruntime, openvino, tensorflow, tflm  # noqa: E402,F401
 
 __all__ = ["Runtime", "Session", "get_runtime", "list_runtimes", "register_runtime",
            "runtimes_for"]

@@ -36,6 +36,8 @@ class Session:
 class Runtime:
     """Runs some formats on some device. `unavailable()` says why it cannot run here, or None."""
     name: str = ""
+    kind: str = "measured"     # "measured": it runs the file here; "estimate": a compiler's model of a device
+    #                            (Vela for Ethos-U), which gives `estimate()` and no session
     formats: tuple = ()
     device: str = "cpu"
     takes_threads: bool = True
@@ -64,6 +66,10 @@ class Runtime:
         return None
 
     def load(self, path: Path, fmt: str, threads: int | None = None) -> Session:
+        raise NotImplementedError
+
+    def estimate(self, path: Path, fmt: str) -> dict:
+        """An estimate runtime's figures for one file (its own section of the row)."""
         raise NotImplementedError
 
     def describe(self) -> dict:

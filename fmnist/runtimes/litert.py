@@ -7,6 +7,7 @@ from importlib import metadata
 import numpy as np
 
 from fmnist.runtimes.base import Runtime, Session
+from fmnist.runtimes.profile import tflite_macs
 
 
 def quantize(values: np.ndarray, detail: dict) -> np.ndarray:
@@ -91,7 +92,9 @@ class LiteRTSession(Session):
             return np.concatenate(list(parts))
 
     def extras(self, images, probabilities):
-        return {"delegated": self.delegated()}
+        """Whether XNNPACK took the graph, and the graph's MACs per op (LiteRT's Python API has no
+        per-op profiler)."""
+        return {"delegated": self.delegated(), "op_profile": tflite_macs(self.path)}
 
 
 class LiteRT(Runtime):

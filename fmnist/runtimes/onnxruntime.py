@@ -2,19 +2,27 @@
 from __future__ import annotations
 
 import functools
+import json
+from collections import defaultdict
 from importlib import metadata
+from pathlib import Path
 
 import numpy as np
 
 from fmnist.runtimes.base import Runtime, Session
+from fmnist.metrics import time_calls
+from fmnist.runtimes.profile import PROFILE_CALLS, summary
 
 
 class ORTSession(Session):
     """Inputs and outputs go through an IOBinding, so `invoke` times the run alone."""
 
-    def __init__(self, path, threads, provider):
+    def __init__(self, path, threads, provider, profile_prefix: str | None = None):
         import onnxruntime as ort
+        self.path, self.provider = path, provider
         options = ort.SessionOptions()
+        if profile_prefix:
+            options.enable_profiling, options.profile_file_prefix = True, profile_prefix
         options.intra_op_num_threads = threads or 0  # 0: ORT's default, one per core
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
@@ -31,6 +39,26 @@ class ORTSession(Session):
 
     def result(self):
         return self.binding.copy_outputs_to_cpu()[0].astype(np.float32)
+
+    def extras(self, images, probabilities):
+        """A per-op profile: ONNX Runtime's session profiler (each node's kernel time, microseconds)
+        summed over PROFILE_CALLS batch-1 calls after a warm-up call, on one thread (no thread
+        pool's hand-offs blur whose time it is), in a second session with profiling on (it costs
+        time, so the timed session runs without it)."""
+        import tempfile
+        with tempfile.TemporaryDirectory() as folder:
+            profiled = ORTSession(self.path, 1, self.provider, profile_prefix=f"{folder}/ort")
+            profiled.bind(images[:1])
+            profiled.invoke()
+            wall = time_calls(profiled.invoke, PROFILE_CALLS, 0, PROFILE_CALLS)
+            events = json.loads(Path(profiled.session.end_profiling()).read_text())
+        times = defaultdict(list)
+        for event in sorted(events, key=lambda e: e.get("ts", 0)):
+            if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
+                times[(event["name"].removesuffix("_kernel_time"), event["args"]["op_name"])].append(event["dur"])
+        per_op = {node: sum(durations[1:]) for node, durations in times.items()}  # the first call warms up
+        return {"op_profile": summary(per_op, "µs", "ONNX Runtime session profiling, per node kernel time",
+                                      PROFILE_CALLS, wall, threads=1)}
 
 
 class OnnxRuntime(Runtime):

@@ -9,9 +9,7 @@ here is TFLM's reference kernels on an x86-64 host: it says nothing about an MCU
 """
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from importlib import metadata
 from pathlib import Path
 
@@ -21,20 +19,6 @@ from fmnist.runtimes.base import Runtime, Session
 from fmnist.runtimes.litert import dequantize, quantize
 
 HOST_LATENCY = "TFLM reference kernels on this host: not a microcontroller's latency"
-
-
-def _captured_stderr(call) -> str:
-    """What a C++ call prints to file descriptor 2 (TFLM reports its allocations there)."""
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as sink:
-        os.dup2(sink.fileno(), 2)
-        try:
-            call()
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-        sink.seek(0)
-        return sink.read().decode(errors="replace")
 
 
 def _details(detail: dict) -> dict:
@@ -128,7 +112,8 @@ class _ArenaProbe:
 
 def recorded_arena(micro) -> int | None:
     """The arena total TFLM's recording allocator reports after an invoke."""
-    for line in _captured_stderr(micro.print_allocations).splitlines():
+    from fmnist import captured_output
+    for line in captured_output(micro.print_allocations, fds=(2,))[1].splitlines():
         if "Arena allocation total" in line:
             return int(line.split("total")[1].split()[0])
     return None
