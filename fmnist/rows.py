@@ -69,7 +69,7 @@ class Row(TypedDict, total=False):
     #                                  cycles_total, inference_us, sram_bytes, flash_bytes, dram_bytes, npu_ops,
     #                                  cpu_ops, layers, warnings, estimated
     op_profile: dict                 # per op: source, unit (µs, cycles or MACs), total, by_type shares, top ops,
-    #                                  profiled_wall_us_p50
+    #                                  profiled_wall_us_mean
 
 
 FIELDS = frozenset(Row.__annotations__)

@@ -29,7 +29,7 @@ def test_bad_arguments_exit_2_with_one_line(capsys, argv, message):
     (["--min-seconds", "nan"], "argument --min-seconds: nan must be between"),
     (["--min-seconds", "inf"], "argument --min-seconds: inf must be between"),
     (["--min-seconds", "0"], "argument --min-seconds: 0 must be between"),
-    (["--runtime", "tensorrt"], "unknown runtime 'tensorrt'; choose from: keras"),
+    (["--runtime", "tensorrt"], "unknown runtime 'tensorrt'; choose from: ethos-u55-128"),
     (["--model", "mlp128", "resnet"], "unknown model 'resnet'"),
     (["--prune", "0.004"], "argument --prune: 0.004 must be between 0.01 and 0.99"),
 ])

@@ -59,14 +59,14 @@ def test_editing_one_converter_redoes_that_format_only(source):
 def test_editing_the_timing_loop_redoes_every_measurement_and_no_export_or_training(source):
     edit, digests = source
     before = digests()
-    edit("harness.py", "    clock, samples = time.perf_counter_ns, []", "    clock, samples = time.perf_counter_ns, [] \n    _ = 1")
+    edit("metrics.py", "    clock, samples = time.perf_counter_ns, []", "    clock, samples = time.perf_counter_ns, [] \n    _ = 1")
     assert changed(before, digests()) == sorted(f"measure {r}" for r in list_runtimes())
 
 
 def test_comments_docstrings_and_layout_change_nothing(source):
     edit, digests = source
     before = digests()
-    edit("harness.py", '"""Per-call nanoseconds of', '"""Reworded: per-call nanoseconds of')
+    edit("metrics.py", '"""Per-call nanoseconds of', '"""Reworded: per-call nanoseconds of')
     edit("train.py", "def compile_model(model, optimizer: str, learning_rate, schedule: str = \"constant\", steps: int = 0)",
          "def compile_model(model, optimizer: str, learning_rate,  # a comment\n                  schedule: str = \"constant\", steps: int = 0)")
     assert changed(before, digests()) == []

@@ -96,7 +96,7 @@ def test_the_profile_page_draws_every_profiled_row_and_sets_timed_ones_against_t
     from fmnist.report import profile
     (tmp_path / "plots").mkdir()
     timed = row(fmt="onnx", runtime="onnxruntime", p50=30.0, threads=2, single_thread={"latency_us": {"p50": 50.0}},
-                op_profile={"source": "ORT", "unit": "µs", "total": 40.0, "profiled_wall_us_p50": 60.0,
+                op_profile={"source": "ORT", "unit": "µs", "total": 40.0, "profiled_wall_us_mean": 60.0,
                             "by_type": {"Conv": 0.75, "Reshape": 0.25},
                             "ops": [{"name": "a/conv", "type": "Conv", "value": 30.0, "share": 0.75},
                                     {"name": "a/reshape", "type": "Reshape", "value": 10.0, "share": 0.25}]})

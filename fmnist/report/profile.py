@@ -35,7 +35,7 @@ def _against_latency(r: dict) -> tuple[str, str]:
     profile, p50 = r["op_profile"], a.one_thread_p50(r)
     if profile["unit"] != "µs" or not p50:
         return "", ""
-    wall = profile.get("profiled_wall_us_p50")
+    wall = profile.get("profiled_wall_us_mean")
     return f"{profile['total'] / p50:.2f}", f"{wall / p50:.2f}" if wall else ""
 
 

@@ -10,17 +10,15 @@ import math
 from collections import defaultdict
 from pathlib import Path
 
-import numpy as np
-
 PROFILE_CALLS = 200   # batch-1 calls on one thread a profiler sums over: enough to smooth its microsecond clock
 TOP_OPS = 10          # ops listed by name in a row; the rest are summed as "other"
 
 
 def summary(per_op: dict[tuple[str, str], float], unit: str, source: str, calls: int | None = None,
-            wall_ns: list[int] | None = None, threads: int | None = None) -> dict:
+            wall_us: float | None = None, threads: int | None = None) -> dict:
     """`per_op`: (node name, op type) -> total `unit` over `calls` calls (per call when calls is
     None), on `threads` threads where it was timed. Returns per-call figures: the total, every op
-    type's share, the top ops by name, and the profiled calls' median wall time (µs) where timed."""
+    type's share, the top ops by name, and the profiled calls' mean wall time (µs) where timed."""
     calls = calls or 1
     total = sum(per_op.values()) / calls
     by_type = defaultdict(float)
@@ -34,7 +32,7 @@ def summary(per_op: dict[tuple[str, str], float], unit: str, source: str, calls:
     for op in ops:
         op["share"] = op["value"] / total if total else 0.0
     return {"source": source, "unit": unit, "calls": calls if calls > 1 else None, "threads": threads, "total": total,
-            "profiled_wall_us_p50": float(np.median(wall_ns)) / 1e3 if wall_ns else None,
+            "profiled_wall_us_mean": wall_us,
             "by_type": {k: v / total if total else 0.0 for k, v in sorted(by_type.items(), key=lambda kv: -kv[1])},
             "ops": ops}
 
