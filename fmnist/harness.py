@@ -245,42 +245,59 @@ def measure_one(name: str, data_dir, settings: Settings, job: Job) -> dict:
     return run_runtime(name, [job], data_dir, settings, False)[0]
 
 
-def _in_processes(task, jobs: list[Job], workers: int, bar) -> tuple[dict, list]:
-    """({id(job): task(job)}, jobs lost to a process that died), `jobs` run one at a time in
-    `workers` spawned processes (each process takes job after job)."""
+def _run_unit(task, jobs: tuple) -> list[dict]:
+    """One process's unit of work: its jobs, one after another (task per job)."""
+    return [task(job) for job in jobs]
+
+
+def _in_processes(task, units: list[tuple], workers: int, bar) -> tuple[dict, list]:
+    """({id(job): task(job)}, jobs lost to a process that died): each unit (a tuple of jobs, run in
+    turn in one process) goes to one of `workers` spawned processes, which take unit after unit."""
     rows, lost = {}, []
     with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {pool.submit(task, job): job for job in jobs}
+        futures = {pool.submit(_run_unit, task, unit): unit for unit in units}
         for future in as_completed(futures):
+            unit = futures[future]
             try:
-                rows[id(futures[future])] = future.result()
-                bar.update()
-            except BrokenProcessPool:  # the process died: this job, or one beside it, killed it
-                lost.append(futures[future])
+                rows.update(zip(map(id, unit), future.result()))
+                bar.update(len(unit))
+            except BrokenProcessPool:  # the process died: a job of this unit, or one beside it, killed it
+                lost += unit
     return rows, lost
+
+
+def _units(runtime, jobs: list[Job], workers: int) -> list[tuple]:
+    """Jobs as units of work: with several processes, the most multiply-accumulates first (no core
+    idles at the end while the other finishes a CNN); for a runtime with `twins`, one source model's
+    jobs together, so the process can reuse a pass of a network it has run."""
+    order = sorted(jobs, key=lambda j: -(j.meta.get("macs") or 0)) if workers > 1 else jobs
+    if not runtime.twins:
+        return [(job,) for job in order]
+    groups = {}
+    for job in order:
+        groups.setdefault(job.reference, []).append(job)
+    return [tuple(group) for group in groups.values()]
 
 
 def run_isolated(name: str, jobs: list[Job], data_dir, settings: Settings, progress: bool = True,
                  task=measure_one) -> list[dict]:
     """run_runtime in freshly spawned processes: a clean memory baseline, and no library of another
-    runtime loaded beside it. One process takes job after job; a single-threaded runtime gets one
-    per core, handed the most multiply-accumulates first so that no core idles at the end while the
-    other finishes a CNN. A process that dies (a runtime's segfault) costs only the job that killed
-    it: the jobs it took down with it run again, each alone, and the one that kills its process
-    again is an error row. Rows come back in the order of `jobs`. `task(name, data_dir, settings,
-    job)` is what each process runs for a job (a test hands in one that crashes)."""
+    runtime loaded beside it. One process takes unit after unit of jobs (_units); a single-threaded
+    runtime gets one process per core. A process that dies (a runtime's segfault) costs only the job
+    that killed it: the jobs it took down with it run again, each alone, and the one that kills its
+    process again is an error row. Rows come back in the order of `jobs`. `task(name, data_dir,
+    settings, job)` is what each process runs for a job (a test hands in one that crashes)."""
     from fmnist.runtimes import get_runtime
     runtime = get_runtime(name)
     data_dir = str(data_dir) if data_dir else None
     if runtime.unavailable():  # one row saying why; nothing to isolate
         return run_runtime(name, jobs, data_dir, settings, progress)
     workers = min(len(jobs), os.cpu_count() or 1) if runtime.single_threaded else 1
-    order = sorted(jobs, key=lambda j: -(j.meta.get("macs") or 0)) if workers > 1 else jobs
     run = functools.partial(task, name, data_dir, settings)
     with _progress(None, f"bench {name}", progress, total=len(jobs)) as bar:
-        rows, lost = _in_processes(run, order, max(workers, 1), bar)
+        rows, lost = _in_processes(run, _units(runtime, jobs, workers), max(workers, 1), bar)
         for job in lost:
-            again, crashed = _in_processes(run, [job], 1, bar)
+            again, crashed = _in_processes(run, [(job,)], 1, bar)
             rows.update(again)
             if crashed:
                 rows[id(job)] = row(**job.meta, format=job.format, runtime=name, device=runtime.device,

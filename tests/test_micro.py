@@ -98,3 +98,31 @@ def test_board_fit_rule():
     zero = next(b for b in boards.BOARDS if b.ram_bytes == 32 * 1024)
     assert zero.fits(flash=20_000, arena=16 * 1024) and not zero.fits(flash=20_000, arena=30 * 1024)
     assert not zero.fits(flash=zero.flash_bytes - boards.FLASH_RESERVE + 1, arena=1)
+
+
+def test_tflm_runs_one_pass_per_distinct_network(exported, session_exports):
+    """A model's tflite-int8 and tflm files are one integer network: in one process, the second
+    file's pass stops after the check images and reuses the first's outputs (same figures, its row
+    names the file); a different network (16x8) runs its own pass; and measured apart, each file's
+    own pass gives the very figures the reuse gave."""
+    import dataclasses
+
+    from fmnist import harness
+    from fmnist.jobs import collect_jobs
+    from fmnist.runtimes.tflm import TWIN_CHECK_IMAGES
+
+    from conftest import QUICK
+    settings = dataclasses.replace(QUICK, test_images=TWIN_CHECK_IMAGES + 200)
+    jobs = collect_jobs([model_dir(session_exports, "mlp128")], ["tflite-int8", "tflm", "tflite-int16x8"],
+                        ["tflm"])["tflm"]
+    together = {r["format"]: r for r in harness.run_isolated("tflm", jobs, None, settings, progress=False)}
+    apart = {j.format: harness.run_isolated("tflm", [j], None, settings, progress=False)[0] for j in jobs}
+    reused = [f for f, r in together.items() if r["tflm"]["outputs_from"]]
+    assert len(reused) == 1 and reused[0] in ("tflite-int8", "tflm")
+    first = ({"tflite-int8", "tflm"} - set(reused)).pop()
+    assert together[reused[0]]["tflm"]["outputs_from"]["file"] == f"{first}/model.tflite"
+    assert together["tflite-int16x8"]["tflm"]["outputs_from"] is None
+    for fmt, r in apart.items():
+        assert r["tflm"]["outputs_from"] is None
+        assert (r["accuracy"], r["agreement"], r["max_abs_diff"]) == \
+            (together[fmt]["accuracy"], together[fmt]["agreement"], together[fmt]["max_abs_diff"]), fmt

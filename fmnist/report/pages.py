@@ -158,6 +158,11 @@ def readme(document: dict, pages: dict[str, str], plots: list[str]) -> str:
              f"Fastest edge row: the lowest batch-1 p50 on an edge runtime ({', '.join(edge) or 'none measured'}) "
              f"among rows that are not flagged and within {100 * MAX_ACCURACY_DROP:g} points of the source model's "
              f"accuracy.", ""]
+    estimates = a.estimate_rows(host)
+    if estimates:
+        targets = ", ".join(sorted({r["runtime"] for r in estimates}))
+        lines += [f"Not measured, estimated: {len(estimates)} rows of {targets} (a compiler's model of an NPU: "
+                  f"cycles, time, memory; nothing ran). No choice on this page reads them; micro.md shows them.", ""]
     missed = [line for h in heads for line in _missed_lines(h)]
     if missed:
         lines += ["Where a target is missed:", "", *missed, ""]

@@ -140,6 +140,7 @@ def micro_page(document: dict, folder: Path) -> str | None:
                      pct(r["accuracy"]), f"{100 * r['accuracy_delta']:+.2f}",
                      pct(agreement) if agreement is not None else "no LiteRT row", us(r["latency_us"]["p50"]),
                      f"{r['peak_rss_mb']:.1f}", ", ".join(t["ops"]),
+                     f"= {t['outputs_from']['file']}" if t.get("outputs_from") else "own pass",
                      *("✓" if b.fits(t["flash_bytes"], t["arena_bytes_min"]) else "✗" for b in BOARDS)])
     problems = [f"- {r['model']} {r['variant']} {r['format']}: {r['error']}" for r in micro if r["status"] == "error"]
     unavailable = [f"- not measured: {r['error']}" for r in micro if r["status"] == "unavailable"]
@@ -150,7 +151,10 @@ def micro_page(document: dict, folder: Path) -> str | None:
         "test images, top-1 agreement with LiteRT on the same file (from LiteRT's own row: 'no LiteRT row' when this "
         "run did not measure that file on LiteRT), the tensor arena (the smallest that runs, found by search, and "
         "what TFLM's recording allocator reports) and the flash the model takes (its bytes). `tflm` is the batch-1 "
-        "microcontroller export (`fmnist-export --format tflm`).", "",
+        "microcontroller export (`fmnist-export --format tflm`). TFLM's full-test pass runs once per distinct "
+        "network: a file whose outputs on the first 1,000 test images are bit-identical to another file's of the "
+        "same model (its `tflite-int8` and `tflm` files are one integer network) takes that file's outputs for "
+        "the rest ('full-test outputs' names it; `tflm.outputs_from` in benchmark.json).", "",
         f"A board fits a model when the model's bytes plus {FLASH_RESERVE // 1024} KiB (our reserve for TFLM's "
         f"interpreter, kernels and a small application) fit its flash, and the smallest arena fits "
         f"{RAM_FREE_FOR_ARENA:.0%} of its RAM (the rest for stack, heap and drivers). Board figures: README.md. "
@@ -160,6 +164,7 @@ def micro_page(document: dict, folder: Path) -> str | None:
         *[f"| {b.name} | {b.mcu} | {b.flash_bytes // 1024:,} KiB | {b.ram_bytes // 1024:,} KiB |" for b in BOARDS],
         "", table(rows, ["model", "variant", "format", "flash B", "arena B (min)", "arena B (recorded)", "MACs",
                          "TFLM acc", "Δ pts vs Keras", "agree w/ LiteRT", "host p50 µs", "host RSS MB", "ops",
+                         "full-test outputs",
                          *(b.name for b in BOARDS)]), "",
         *(["## Not run on TFLM", "", *problems, *unavailable, ""] if problems or unavailable else []),
         *npu, *environment_lines(document["environment"])])

@@ -45,6 +45,8 @@ class Runtime:
     edge: bool = False        # an edge runtime (what is deployed), not a reference to compare with
     microcontroller: bool = False  # runs as a microcontroller does: its latency on this host is not an MCU's
     single_threaded: bool = False  # one core per artifact: the benchmark measures several at once
+    twins: bool = False        # one source model's files go to one measuring process, in turn (the runtime
+    #                            reuses a pass of a network it has run already: TFLM)
 
     package: str = ""          # the Python package it needs (import name), checked by unavailable()
     library: str = ""          # the module that loads its kernels (default: package), imported

@@ -144,10 +144,25 @@ def arena_sizes(path: Path) -> tuple[int, int | None]:
     return low, recorded
 
 
+# A model's tflite-int8 and tflm files run the same integer network (one converted at a dynamic
+# batch, one at batch 1): TFLM's full-test pass is run once per distinct network. A pass whose
+# outputs on the first TWIN_CHECK_IMAGES images are bit-identical to an earlier file's (in this
+# process: the benchmark hands one model's files to one process) reuses that file's outputs for the
+# rest, and its row says so. Keyed by the images and those outputs, so nothing else can match.
+TWIN_CHECK_IMAGES = 1000
+_OUTPUTS: dict[tuple[str, str], tuple[np.ndarray, dict]] = {}
+
+
+def _digest(array: np.ndarray) -> str:
+    import hashlib
+    return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
+
+
 class TFLMSession(Session):
     """One image per invoke: a microcontroller's interpreter is built for batch 1."""
 
     def __init__(self, path):
+        self.twin = None
         self.path, self.data = Path(path), Path(path).read_bytes()
         self.micro = interpreter(self.data)
         self.input = _details(self.micro.get_input_details(0))
@@ -176,13 +191,28 @@ class TFLMSession(Session):
         raw = self.outputs if self.outputs is not None else self.micro.get_output(0)
         return dequantize(raw, self.output)
 
+    def predict(self, images, batch_size=256):
+        """All of `images`' outputs, or (after the first TWIN_CHECK_IMAGES) an earlier file's, when
+        that file gave bit-identical outputs on those images (see _OUTPUTS)."""
+        if len(images) <= TWIN_CHECK_IMAGES:
+            return super().predict(images, batch_size)
+        probe = super().predict(images[:TWIN_CHECK_IMAGES], batch_size)
+        key = (_digest(images), _digest(probe))
+        if key in _OUTPUTS:
+            outputs, self.twin = _OUTPUTS[key]
+            return outputs
+        outputs = np.concatenate([probe, super().predict(images[TWIN_CHECK_IMAGES:], batch_size)])
+        _OUTPUTS[key] = (outputs, {"file": f"{self.path.parent.name}/{self.path.name}",
+                                   "sha256": _digest(np.frombuffer(self.data, np.uint8))})
+        return outputs
+
     def extras(self, images, probabilities):
         """The arena and flash a firmware needs, and the ops. Agreement with LiteRT on the same file
         is added by the caller from LiteRT's own row (harness.agreements): no LiteRT pass here."""
         smallest, recorded = arena_sizes(self.path)
         return {"tflm": {"arena_bytes_min": smallest, "arena_bytes_recorded": recorded, "flash_bytes": len(self.data),
                          "ops": sorted(set(op_names(self.path))), "agreement_with_litert": None,
-                         "latency_scope": HOST_LATENCY}}
+                         "latency_scope": HOST_LATENCY, "outputs_from": self.twin}}
 
 
 class TFLM(Runtime):
@@ -199,6 +229,7 @@ class TFLM(Runtime):
     latency_scope = HOST_LATENCY
     derived_throughput = "1e6 / mean batch-1 latency: the interpreter takes one image per call"
     agrees_with = ("litert",)  # the same int8 file on LiteRT: do the two interpreters give the same answers
+    twins = True  # one model's files share a process, so a repeated network's pass is reused (_OUTPUTS)
 
     def load(self, path, fmt, threads=None):
         return TFLMSession(path)
