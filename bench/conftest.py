@@ -47,7 +47,9 @@ class Baseline:
     def _files(self, job) -> list[str]:
         if job.format == NATIVE_FORMAT:  # the trained model: weights, record, reference probabilities
             return [storage.MODEL_FILE, storage.RECORD_FILE, storage.PROBABILITIES_FILE]
-        return list(job.files or {job.artifact: None})
+        # the manifest too: a runtime may read what the file does not say (OpenVINO: an integer
+        # input's scale and zero point)
+        return [*(job.files or {job.artifact: None}), storage.MANIFEST_FILE]
 
     def save(self, job) -> None:
         where = self.folder / job.sha256
