@@ -85,6 +85,15 @@ def _training(folder: Path, trained: list[dict], plot_files: dict | None, old: P
     return text
 
 
+def _document_json(document: dict) -> str:
+    """benchmark.json with one record per line: a tenth of indented JSON's lines, and a re-run's
+    diff still shows which rows changed."""
+    compact = lambda value: json.dumps(value, separators=(",", ":"))  # noqa: E731
+    fields = [f'  {json.dumps(k)}: {compact(v)}' for k, v in document.items() if k != "records"]
+    records = ",\n".join(f"    {compact(r)}" for r in document["records"])
+    return "{\n" + ",\n".join([*fields, f'  "records": [\n{records}\n  ]']) + "\n}\n"
+
+
 def publish_benchmark(document: dict, results: Path, training_plots: dict | None = None,
                       new_devices: list[dict] = ()) -> dict:
     """Write results/ whole from the run's document (host rows), the devices merged before and
@@ -122,7 +131,7 @@ def publish_benchmark(document: dict, results: Path, training_plots: dict | None
         made |= carried
         made["benchmark.json"] = "every record, with the environment and settings (fields: the project README)"
         made["benchmark.csv"] = "the same records, one line each, nested fields flattened"
-        write_json(tmp / "benchmark.json", document)
+        write_text(tmp / "benchmark.json", _document_json(document))
         write_text(tmp / "benchmark.csv", _csv(document["records"]))
         ok = analysis.ok_rows(host)
         drawn = []
