@@ -19,7 +19,7 @@ from fmnist import data as fdata, environment, storage
 from fmnist.atomic import write_json, write_text
 from fmnist.codehash import code_digest
 from fmnist.config import RunConfig
-from fmnist.models import INPUT_SHAPE, Ablation, _keras_layers, get_spec
+from fmnist.models import Ablation, build_model, get_spec
 from fmnist.report.pages import environment_lines
 from fmnist.train import (NOT_TRAINING_CODE, TRAINING_LIBRARIES, EpochProgress, _versions, compile_model,
                           fit_inputs, training_arrays)
@@ -39,8 +39,7 @@ def _score(spec, ds, config: RunConfig, progress) -> dict:
     from fmnist.variants import BASE
     keras.utils.set_random_seed(config.seed)
     (x, y), validation = training_arrays(spec, ds, config.subset, config.seed)
-    model = keras.Sequential([keras.layers.InputLayer(input_shape=INPUT_SHAPE),
-                              *(k for layer in spec.layers for k in _keras_layers(layer))], name=spec.name)
+    model = build_model(spec.layers, spec.name)
     recipe = spec.recipe
     compile_model(model, recipe.optimizer, recipe.learning_rate, recipe.lr_schedule,
                   recipe.epochs * -(-len(x) // recipe.batch_size))

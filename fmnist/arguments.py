@@ -22,3 +22,18 @@ def number(kind, text: str, low, high, what: str):
     if not math.isfinite(value) or not low <= value <= high:
         raise argparse.ArgumentTypeError(f"{text} must be between {low} and {high:,}")
     return value
+
+
+def user_model_options(parser) -> None:
+    """How a user model's input is read (README: "Bring your own model")."""
+    from fmnist.user.contract import SIDECAR_SUFFIX
+    group = parser.add_argument_group("user models", f"the input scaling, when not [0, 1]: these flags, or a "
+                                                     f"{SIDECAR_SUFFIX} file beside the model")
+    group.add_argument("--input-scale", type=lambda t: number(float, t, 1e-6, 1e6, "number"), metavar="S",
+                       help="the model takes pixels times S (255 for 0-255)")
+    group.add_argument("--input-mean", type=lambda t: number(float, t, -1e6, 1e6, "number"), metavar="M",
+                       help="... minus M (with --input-std)")
+    group.add_argument("--input-std", type=lambda t: number(float, t, 1e-9, 1e6, "number"), metavar="S",
+                       help="... divided by S (with --input-mean)")
+    group.add_argument("--trust-model-code", action="store_true",
+                       help="load Keras files whose layers carry code (Lambda, custom classes); refused otherwise")

@@ -11,7 +11,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from fmnist.arguments import OneLineParser, number
+from fmnist.arguments import OneLineParser, number, user_model_options
 from fmnist.config import CALIBRATION_IMAGES, RunConfig
 from fmnist.models import UnknownModel, get_spec, list_models
 
@@ -62,13 +62,33 @@ def _checked(parser, known: list[str], chosen: list[str], what: str) -> list[str
     return list(dict.fromkeys(chosen))
 
 
-def _models(parser, names: list[str]) -> list[str]:
+MODEL_HELP = "registered names, .keras/.h5/.onnx files or package.module:function factories (see README)"
+
+
+def _models(parser, names: list[str], args=None, zoo_from: Path | None = None) -> list[str]:
+    """Registered names as they are; files and factories resolved and adopted (one line and exit 1
+    when one does not fit). With `zoo_from`, user models alone are measured beside the registered
+    models already trained there (reused, never trained for this)."""
+    from fmnist import models, user
+    if args is not None and (args.input_mean is None) != (args.input_std is None):
+        parser.error("give --input-mean and --input-std together")
+    options = user.Options(*(getattr(args, k, None) for k in ("input_scale", "input_mean", "input_std")),
+                           trust_code=getattr(args, "trust_model_code", False), data_dir=getattr(args, "data_dir", None))
+    chosen = []
     for name in names:
+        if user.is_reference(name):
+            chosen.append(models.adopt(user.resolve(name, options)))
+            continue
         try:
             get_spec(name)
         except UnknownModel as e:
             parser.error(str(e))
-    return list(dict.fromkeys(names)) or list_models()
+        chosen.append(name)
+    chosen = list(dict.fromkeys(chosen))
+    if zoo_from and chosen and all(get_spec(n).origin for n in chosen):
+        from fmnist.storage import RECORD_FILE, model_dir
+        chosen = [*(n for n in list_models() if (model_dir(zoo_from, n) / RECORD_FILE).is_file()), *chosen]
+    return list(dict.fromkeys(chosen)) or list_models()
 
 
 def _writable(parser, path: Path, option: str, swapped: bool = False) -> Path:
@@ -107,6 +127,7 @@ def _guarded(main):
     def wrapper(argv=None):
         from fmnist.data import DataError
         from fmnist.storage import StorageError
+        from fmnist.user.contract import ContractError
         _Interrupt.seen = False
         previous = signal.signal(signal.SIGINT, _Interrupt.handler)
         try:
@@ -117,7 +138,7 @@ def _guarded(main):
         except KeyboardInterrupt:
             print("interrupted: finished outputs are kept, nothing half-written was left", file=sys.stderr)
             return 130
-        except (StorageError, DataError) as e:
+        except (StorageError, DataError, ContractError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 1
         except OSError as e:  # a folder that became unwritable, a full disk: said in one line
@@ -133,8 +154,10 @@ def _guarded(main):
 def train_main(argv=None) -> int:
     """fmnist-train: train registered models by their recipes (cached) and write results/training.md."""
     parser = OneLineParser(prog="fmnist-train", description=train_main.__doc__)
-    parser.add_argument("models", nargs="*", metavar="NAME", help=f"models to train: {', '.join(list_models())}")
+    parser.add_argument("models", nargs="*", metavar="NAME",
+                        help=f"models to train: {', '.join(list_models())}; or {MODEL_HELP}")
     _list(parser, "--model", "name", "models to train (as NAME ...)")
+    user_model_options(parser)
     parser.add_argument("--all", action="store_true", help="every registered model (the default with no NAME)")
     parser.add_argument("--force", action="store_true", help="retrain even when a cached model matches")
     parser.add_argument("--ablation", metavar="NAME",
@@ -145,7 +168,7 @@ def train_main(argv=None) -> int:
         parser.error("give model names or --all, not both")
     if args.ablation:
         return _ablation(parser, args)
-    names = _models(parser, args.models + args.model)
+    names = _models(parser, args.models + args.model, args)
     exports = _exports(parser, args)
     _writable(parser, args.results, "--results", swapped=True)
 
@@ -156,7 +179,7 @@ def train_main(argv=None) -> int:
     for name in names:
         train.train(name, exports, ds, config, progress=not args.quiet)
     from fmnist import storage
-    summaries = [storage.training_summary(storage.model_dir(exports, name)) for name in list_models()
+    summaries = [storage.training_summary(storage.model_dir(exports, name)) for name in dict.fromkeys([*list_models(), *names])
                  if (storage.model_dir(exports, name) / storage.RECORD_FILE).is_file()]
     report.publish_training([s for s, _ in summaries], {s["model"]: files for s, files in summaries}, args.results)
     print(f"wrote {args.results / 'training.md'}")
@@ -191,7 +214,8 @@ def export_main(argv=None) -> int:
     from fmnist.export import get_format, list_formats
     parser = OneLineParser(prog="fmnist-export", description=export_main.__doc__)
     _list(parser, "--format", "format", f"one or more of: {', '.join(list_formats())}, all")
-    _list(parser, "--model", "name", "models to export (default: every registered model)")
+    _list(parser, "--model", "name", f"models to export (default: every registered model): {MODEL_HELP}")
+    user_model_options(parser)
     parser.add_argument("--all", action="store_true", help="every registered model (the default)")
     parser.add_argument("--qat", action="store_true", help="also a quantization-aware-trained variant")
     parser.add_argument("--prune", type=sparsity_fraction, metavar="SPARSITY",
@@ -212,7 +236,7 @@ def export_main(argv=None) -> int:
         parser.error("give --model names or --all, not both")
     chosen = _checked(parser, [*list_formats(), "all"], args.format, "format")
     formats = [get_format(f) for f in dict.fromkeys(f for c in chosen for f in (list_formats() if c == "all" else [c]))]
-    names = _models(parser, args.model)
+    names = _models(parser, args.model, args)
     exports = _exports(parser, args)
 
     from tabulate import tabulate
@@ -249,7 +273,8 @@ def pack_main(argv) -> int:
     """fmnist-bench pack: one file to benchmark on a device without TensorFlow (see README)."""
     from fmnist.export import list_formats
     parser = OneLineParser(prog="fmnist-bench pack", description=pack_main.__doc__)
-    _list(parser, "--model", "name", "models to pack (default: all)")
+    _list(parser, "--model", "name", f"models to pack (default: all): {MODEL_HELP}")
+    user_model_options(parser)
     _list(parser, "--format", "format", f"formats to pack (default: {' '.join(DEVICE_FORMATS)})")
     _list(parser, "--variant", "variant", "variants to pack (default: base)")
     parser.add_argument("--out", type=Path, default=Path("fmnist-bundle.pyz"), help="the bundle file to write")
@@ -257,7 +282,7 @@ def pack_main(argv) -> int:
     parser.add_argument("--data-dir", type=Path, default=None, help="Fashion-MNIST IDX files (default: searched)")
     args = parser.parse_args(argv)
     formats = _checked(parser, list_formats(), args.format, "format") or list(DEVICE_FORMATS)
-    names = _models(parser, args.model)
+    names = _models(parser, args.model, args)
     if args.out.is_dir():
         parser.error(f"argument --out: {args.out} is a folder; give a file name such as bundle.pyz")
     _writable(parser, args.out.parent if str(args.out.parent) else Path("."), "--out")
@@ -319,7 +344,9 @@ def bench_main(argv=None) -> int:
     from fmnist.runtimes import list_runtimes
     formats_known = [NATIVE_FORMAT, *list_formats()]
     parser = OneLineParser(prog="fmnist-bench", description=bench_main.__doc__)
-    _list(parser, "--model", "name", "models (default: all)")
+    _list(parser, "--model", "name", f"models (default: all): {MODEL_HELP}; user models alone are measured beside "
+                                     f"the zoo models already trained in --exports")
+    user_model_options(parser)
     _list(parser, "--format", "format", f"formats (default: all): {', '.join(formats_known)}")
     _list(parser, "--runtime", "runtime", f"runtimes (default: all): {', '.join(list_runtimes())}")
     parser.add_argument("--no-qat", action="store_true", help="skip the quantization-aware variants")
@@ -337,8 +364,8 @@ def bench_main(argv=None) -> int:
     args = parser.parse_args(argv)
     formats = _checked(parser, formats_known, args.format, "format") or formats_known
     runtimes = _checked(parser, list_runtimes(), args.runtime, "runtime") or list_runtimes()
-    names = _models(parser, args.model)
     exports = _exports(parser, args)
+    names = _models(parser, args.model, args, zoo_from=exports)
     _writable(parser, args.results, "--results", swapped=True)
 
     from fmnist import benchmark, variants

@@ -37,7 +37,7 @@ def run_cost(trained: list[dict], stage_seconds: dict, started: datetime.datetim
     (images x epochs x 6 x MACs) and rate, the floor (this run's training FLOP at the machine's dense
     rate) and the run's wall time against it."""
     jobs = []
-    for s in trained:
+    for s in (s for s in trained if s["epochs_run"]):  # a user model trained elsewhere cost nothing here
         flop = _images(s) * s["epochs_run"] * FLOP_PER_MAC_TRAINING * s["macs"]
         date = datetime.datetime.fromisoformat(s["environment"]["date"])
         jobs.append({"folder": s["model"] + ("" if s["variant"] == "base" else f"-{s['variant']}"),

@@ -20,7 +20,8 @@ def _meta(record: dict, described: dict, base_accuracy: float | None) -> dict:
             "size_bytes": described["size_bytes"], "size_gzip_bytes": described["size_gzip_bytes"],
             "params": record["params"], "macs": record["macs"], "nonzero_params": record.get("nonzero_params"),
             "source_test_accuracy": record["test_accuracy"], "base_test_accuracy": base_accuracy,
-            "variant_flags": variant_flags(record["test_accuracy"], base_accuracy)}
+            "variant_flags": variant_flags(record["test_accuracy"], base_accuracy),
+            **({"origin": record["origin"]["reference"]} if record.get("origin") else {})}
 
 
 def _base_accuracy(folder: Path, record: dict) -> float | None:
@@ -43,7 +44,7 @@ def collect_jobs(model_folders: list[Path], formats: list[str], runtimes: list[s
         record_sha = storage.file_sha256(Path(folder) / storage.RECORD_FILE)
         base_accuracy = _base_accuracy(folder, record)
         found = []
-        if NATIVE_FORMAT in formats:
+        if NATIVE_FORMAT in formats and record.get("model_file", storage.MODEL_FILE) == storage.MODEL_FILE:
             found.append((NATIVE_FORMAT, folder, storage.MODEL_FILE, storage.digest(folder / storage.MODEL_FILE)))
         for artifact_folder in storage.artifact_folders(folder):
             manifest = storage.read_manifest(artifact_folder)

@@ -14,46 +14,9 @@ from pathlib import Path
 import fmnist  # noqa: F401  (selects tf_keras before TensorFlow loads)
 from fmnist.metrics import at_least, at_most
 
-INPUT_SHAPE = (28, 28)
-NUM_CLASSES = 10
-
-
-# --- layer descriptions -------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Flatten:
-    pass
-
-
-@dataclass(frozen=True)
-class AddChannel:
-    """(28, 28) -> (28, 28, 1): README 002's input layer that reshapes the image for convolutions."""
-
-
-@dataclass(frozen=True)
-class Dense:
-    units: int
-    activation: str = "relu"
-
-
-@dataclass(frozen=True)
-class Conv:
-    """A 3x3 (by default) convolution; with `batchnorm`, conv (no bias) -> BatchNorm -> activation,
-    which every converter folds back into one conv with a bias."""
-    filters: int
-    kernel: int = 3
-    activation: str = "relu"
-    padding: str = "valid"
-    batchnorm: bool = False
-
-
-@dataclass(frozen=True)
-class Dropout:
-    rate: float
-
-
-@dataclass(frozen=True)
-class MaxPool:
-    size: int = 2
+from fmnist.layers import (INPUT_SHAPE, NUM_CLASSES, AddChannel, Conv, Dense, DepthwiseConv,  # noqa: F401
+                           Dropout, Flatten, GlobalAvgPool, MaxPool, Residual, SeparableConv, build_model,
+                           count_macs)
 
 
 # --- recipes ------------------------------------------------------------------------------------
@@ -115,9 +78,14 @@ class ModelSpec:
     notes: str = ""                    # where we chose a value the README leaves out
     targets: tuple = ()                # our own models: Targets the benchmark must show (fmnist.metrics.Target)
     ablations: tuple = ()              # our own models: the design choices `fmnist-train --ablation` tests
+    # user models (fmnist.user): the tf_keras architecture as JSON, adapted to the input contract,
+    # and where the model came from (kind, file or factory, SHA-256, contract): rows say "user"
+    architecture: str | None = None
+    origin: dict | None = None
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
+PLUGIN_GROUP = "fmnist_edge.models"  # entry points: NAME = package.module:factory
 
 
 def register_model(fn):
@@ -129,61 +97,79 @@ def register_model(fn):
     return fn
 
 
+def adopt(spec: ModelSpec) -> str:
+    """Register a user model (resolved from a file, a factory or a plugin) in this process, so the
+    pipeline finds it by name like any other; returns the name."""
+    known = _REGISTRY.get(spec.name)
+    if known is not None and known.origin is None:
+        from fmnist.user import ModelError
+        raise ModelError(f"{spec.origin['reference']}: its name {spec.name!r} is a registered model; rename it")
+    _REGISTRY[spec.name] = spec
+    return spec.name
+
+
+def user_specs() -> list[ModelSpec]:
+    """The user models adopted in this process (handed to worker processes, which adopt them too)."""
+    return [spec for spec in _REGISTRY.values() if spec.origin]
+
+
+def _plugins() -> dict:
+    from importlib.metadata import entry_points
+    return {ep.name: ep for ep in entry_points(group=PLUGIN_GROUP)}
+
+
 def list_models() -> list[str]:
-    return sorted(_REGISTRY)
+    """The zoo and the models installed packages register (entry-point group `fmnist_edge.models`)."""
+    return sorted({name for name, spec in _REGISTRY.items() if not spec.origin} | set(_plugins()))
 
 
 class UnknownModel(KeyError):
     def __str__(self):
-        return f"unknown model {self.args[0]!r}; known models: {', '.join(list_models())}"
+        return (f"unknown model {self.args[0]!r}; known models: {', '.join(list_models())} (or a .keras, .h5 or "
+                f".onnx file, or package.module:factory)")
 
 
 def get_spec(name: str) -> ModelSpec:
+    if name not in _REGISTRY and name in _plugins():
+        from fmnist import user
+        adopt(user.from_factory(_plugins()[name].value, name=name, kind="plugin"))
     try:
         return _REGISTRY[name]
     except KeyError:
         raise UnknownModel(name) from None
 
 
-def _keras_layers(layer) -> list:
-    from tf_keras import layers as kl
-    if isinstance(layer, Flatten):
-        return [kl.Flatten()]
-    if isinstance(layer, AddChannel):
-        return [kl.Reshape((*INPUT_SHAPE, 1))]
-    if isinstance(layer, Dense):
-        return [kl.Dense(layer.units, activation=layer.activation)]
-    if isinstance(layer, Conv) and layer.batchnorm:
-        # momentum 0.9 (PyTorch's default) rather than Keras' 0.99: the moving statistics settle in
-        # tens of steps, not hundreds, so short fine-tunes and quick runs evaluate sensibly too
-        return [kl.Conv2D(layer.filters, layer.kernel, padding=layer.padding, use_bias=False),
-                kl.BatchNormalization(momentum=0.9), kl.Activation(layer.activation)]
-    if isinstance(layer, Conv):
-        return [kl.Conv2D(layer.filters, layer.kernel, padding=layer.padding, activation=layer.activation)]
-    if isinstance(layer, MaxPool):
-        return [kl.MaxPooling2D(layer.size)]
-    if isinstance(layer, Dropout):
-        return [kl.Dropout(layer.rate)]
-    raise TypeError(f"no Keras layer for {layer!r}")
-
-
 def create_model(name: str):
-    """The untrained tf_keras model of a registered architecture (uncompiled)."""
-    import tf_keras as keras
+    """The untrained tf_keras model of a registered architecture (uncompiled): built from its layer
+    descriptions, or, for a user model, from its stored architecture."""
     spec = get_spec(name)
-    return keras.Sequential([keras.layers.InputLayer(input_shape=INPUT_SHAPE),
-                             *(k for layer in spec.layers for k in _keras_layers(layer))], name=name)
+    if spec.architecture:
+        from fmnist.user import keras_source
+        return keras_source.from_architecture(spec.architecture, spec.origin)
+    return build_model(spec.layers, name)
 
 
 def load_trained(folder):
-    """The trained tf_keras model in `folder`: rebuilt from its registry entry and its variant's
-    definition, then given the stored weights. Nothing stored in a file is ever executed, and the
-    weights are checked against the record's SHA-256 first."""
+    """The trained model in `folder`: rebuilt from its registry entry (a user model: from the
+    architecture stored beside its weights) and its variant's definition, then given the stored
+    weights. Nothing stored in a file is ever executed (unless the user said they trust a model's
+    code), and every file is checked against the record's SHA-256 first. An ONNX user model has
+    no Keras model: its source is its ONNX graph."""
     from fmnist import storage, variants
     folder = Path(folder)
     record = storage.verified_record(folder)
+    origin = record.get("origin")
+    if origin and origin["kind"] == "onnx-file":
+        from fmnist.user import onnx_source
+        return onnx_source.OnnxSource.load(folder / record["model_file"])
     try:
-        model = variants.from_record(record).saved_structure(create_model(record["model"]))
+        if origin:
+            from fmnist.user import keras_source
+            base = keras_source.from_architecture(storage.read_checked_text(
+                folder / storage.ARCHITECTURE_FILE, record["architecture_sha256"]), origin)
+        else:
+            base = create_model(record["model"])
+        model = variants.from_record(record).saved_structure(base)
     except UnknownModel as e:
         raise storage.TrainedModelError(f"{folder}: {e}") from None
     try:
@@ -192,19 +178,6 @@ def load_trained(folder):
         raise storage.TrainedModelError(f"{folder / storage.MODEL_FILE}: cannot load the weights "
                                         f"({type(e).__name__}: {str(e)[:200]})") from None
     return model
-
-
-def count_macs(model) -> int:
-    """Multiply-accumulates for one image: dense in*out, convolution out_h*out_w*k*k*c_in*c_out."""
-    import tf_keras as keras
-    macs = 0
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.Dense):
-            macs += int(layer.kernel.shape[0]) * int(layer.kernel.shape[1])
-        elif isinstance(layer, keras.layers.Conv2D):
-            _, h, w, _ = layer.output_shape
-            macs += h * w * int(layer.kernel.shape.num_elements())
-    return macs
 
 
 # --- README 000: three MLPs, Adam, sparse categorical cross-entropy, 5 epochs ---------------------

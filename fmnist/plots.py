@@ -74,8 +74,10 @@ def lr_sweep(learning_rates, losses, pick: float, title: str, path: Path) -> Non
 
 
 def accuracy_vs_latency(rows: list[dict], path: Path) -> None:
-    """One point per (model, variant, format, runtime); marker area is the artifact's size."""
+    """One point per (model, variant, format, runtime); marker area is the artifact's size. A
+    user's models are outlined in black and named "(user)" in the legend, apart from the zoo."""
     models = sorted({r["model"] for r in rows})
+    user = {r["model"] for r in rows if r["source"] == "user"}
     runtimes = sorted({r["runtime"] for r in rows})
     colours = plt.get_cmap("tab10" if len(models) <= 10 else "tab20")
     markers = dict(zip(runtimes, "osD^v<>ph*"))
@@ -84,7 +86,8 @@ def accuracy_vs_latency(rows: list[dict], path: Path) -> None:
     area = 10 + 290 * area / area.max()
     fig, ax = plt.subplots(figsize=(11, 6.5))
     for i, r in enumerate(rows):
-        ax.scatter(*points[i], s=area[i], marker=markers[r["runtime"]], alpha=0.55, edgecolors="none",
+        ax.scatter(*points[i], s=area[i], marker=markers[r["runtime"]], alpha=0.55,
+                   edgecolors="black" if r["model"] in user else "none", linewidths=1.2,
                    color=colours(models.index(r["model"]) % colours.N))
     front = pareto_front(points)
     ax.plot(*zip(*[points[i] for i in front]), color="black", linewidth=1, linestyle="--", label="Pareto front")
@@ -92,7 +95,8 @@ def accuracy_vs_latency(rows: list[dict], path: Path) -> None:
         ax.annotate(f"{rows[i]['model']} {rows[i]['variant']}\n{rows[i]['format']}/{rows[i]['runtime']}",
                     points[i], fontsize=6, xytext=(4, -10), textcoords="offset points")
     for j, model in enumerate(models):
-        ax.scatter([], [], color=colours(j % colours.N), label=model)
+        ax.scatter([], [], color=colours(j % colours.N), edgecolors="black" if model in user else "none",
+                   label=f"{model} (user)" if model in user else model)
     for runtime, marker in markers.items():
         ax.scatter([], [], color="grey", marker=marker, label=runtime)
     ax.set_xscale("log")

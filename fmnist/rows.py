@@ -11,8 +11,9 @@ from typing import TypedDict
 class Row(TypedDict, total=False):
     """One measured (or failed, or unavailable) artifact on one runtime on one machine."""
     # what was measured, and where
-    model: str                       # registered model name
+    model: str                       # registered model name (a user model: its file's stem or factory's name)
     source: str                      # seed README ("000".."004"), "own", or "user"
+    origin: str                      # user models: the .keras/.h5/.onnx file or package.module:factory
     variant: str                     # base, qat, pruned-50, pruned-50-qat, ...
     format: str                      # keras, savedmodel, tflite, ..., onnx-int8
     runtime: str                     # keras, keras-predict, tensorflow, litert, onnxruntime, tflm, ...

@@ -24,6 +24,7 @@ DEFAULT_EXPORTS = Path(os.environ.get("FMNIST_EXPORTS", "exports"))
 # so loading one never runs anything stored in a file.
 MODEL_FILE = "model.weights.h5"
 RECORD_FILE = "record.json"
+ARCHITECTURE_FILE = "architecture.json"  # user models: the tf_keras architecture the weights fit
 PROBABILITIES_FILE = "test_probabilities.npy"  # the source model's outputs: what parity compares to
 MANIFEST_FILE = "manifest.json"
 SWEEP_DIR = "_lr_sweeps"
@@ -77,6 +78,9 @@ class Record(TypedDict):
     finetune: NotRequired[dict]     # variants: epochs, learning rate, schedule
     sparsity: NotRequired[float]    # measured fraction of zero kernel weights
     nonzero_params: NotRequired[int]
+    origin: NotRequired[dict]       # user models: kind, file or factory, SHA-256, input contract
+    model_file: NotRequired[str]    # the model file when it is not MODEL_FILE (an ONNX user model)
+    architecture_sha256: NotRequired[str]  # user Keras models: of ARCHITECTURE_FILE
 
 
 class Manifest(TypedDict):
@@ -168,7 +172,9 @@ def verified_record(folder: Path, weights: bool = True) -> Record:
     altered model is never measured as if it were the trained one."""
     folder = Path(folder)
     record = read_record(folder)
-    checks = ((MODEL_FILE, "model_sha256"),) * weights + ((PROBABILITIES_FILE, "probabilities_sha256"),)
+    checks = (((record.get("model_file", MODEL_FILE), "model_sha256"),) * weights
+              + ((PROBABILITIES_FILE, "probabilities_sha256"),)
+              + ((ARCHITECTURE_FILE, "architecture_sha256"),) * ("architecture_sha256" in record))
     for name, field in checks:
         path = folder / name
         if not path.is_file():
@@ -197,13 +203,22 @@ def cached_record(folder: Path, key: str, retrain_damaged: bool = False) -> Reco
 def seal_model_folder(folder: Path, record: dict) -> Record:
     """Write record.json into a model folder holding MODEL_FILE and PROBABILITIES_FILE, with
     their hashes, so every later use can check them."""
-    record = {**record, "model_sha256": file_sha256(Path(folder) / MODEL_FILE),
+    record = {**record, "model_sha256": file_sha256(Path(folder) / record.get("model_file", MODEL_FILE)),
               "probabilities_sha256": file_sha256(Path(folder) / PROBABILITIES_FILE)}
+    if (Path(folder) / ARCHITECTURE_FILE).is_file():
+        record["architecture_sha256"] = file_sha256(Path(folder) / ARCHITECTURE_FILE)
     missing = Record.__required_keys__ - set(record)
     if missing:
         raise ValueError(f"record lacks {sorted(missing)}")  # a programming error, not a user's
     write_json(Path(folder) / RECORD_FILE, record)
     return record
+
+
+def read_checked_text(path: Path, sha256: str) -> str:
+    """A small file's text, after checking it is the file its record hashed."""
+    if file_sha256(path) != sha256:
+        raise TrainedModelError(f"{path}: SHA-256 does not match its record; retrain it with fmnist-train --force")
+    return path.read_text()
 
 
 def reference_probabilities(folder: Path) -> np.ndarray:
@@ -215,7 +230,7 @@ def reference_probabilities(folder: Path) -> np.ndarray:
 TRAINING_PLOTS = ("learning_curves.png", "confusion_matrix.png", "predictions.png")
 SUMMARY_FIELDS = ("model", "variant", "source", "summary", "params", "macs", "subset", "epochs_planned", "epochs_run",
                   "stop_reason", "recipe", "train_seconds", "train_threads", "train_accuracy", "validation_accuracy",
-                  "test_accuracy", "reported", "environment", "cache_key")
+                  "test_accuracy", "reported", "environment", "cache_key", "origin")
 
 
 def training_summary(folder: Path) -> tuple[dict, list[Path]]:

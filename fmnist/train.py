@@ -124,7 +124,10 @@ def training_arrays(spec: ModelSpec, ds: fdata.FashionMNIST, subset: int | None,
 TRAINING_LIBRARIES = ("tensorflow", "tf-keras")
 # Code a trained model's weights do not depend on: plots, storage and the record's environment,
 # the run's options (their values are in the key); and, for a base model, the variants.
-NOT_TRAINING_CODE = ("fmnist.plots", "fmnist.storage", "fmnist.environment", "fmnist.atomic", "fmnist.config")
+# A user model's architecture and input contract are in its key as content, so the code that reads
+# user models (fmnist.user) is left out too: editing it retrains no zoo model.
+NOT_TRAINING_CODE = ("fmnist.plots", "fmnist.storage", "fmnist.environment", "fmnist.atomic", "fmnist.config",
+                     "fmnist.user", "fmnist.user.contract", "fmnist.user.keras_source", "fmnist.user.onnx_source")
 FINETUNING_LIBRARIES = (*TRAINING_LIBRARIES, "tensorflow-model-optimization")
 
 
@@ -137,7 +140,8 @@ def _base_key(spec: ModelSpec, ds, epochs, subset, seed, code) -> dict:
     """What a trained result depends on: the architecture, recipe and overrides, seed, data, library
     versions, and the code that trains it (`code`: functions whose fmnist definitions are digested;
     plots, storage and the environment's description change no weight and are left out)."""
-    return {"layers": repr(spec.layers), "recipe": repr(spec.recipe), "epochs": epochs, "subset": subset,
+    return {"layers": repr(spec.layers), "architecture": spec.architecture, "origin": spec.origin,
+            "recipe": repr(spec.recipe), "epochs": epochs, "subset": subset,
             "seed": seed, "data": ds.sha256, "versions": _versions(TRAINING_LIBRARIES),
             "code": code_digest(*code, exclude=(*NOT_TRAINING_CODE, "fmnist.variants"))}
 
@@ -176,9 +180,11 @@ def lr_sweep(name: str, exports: Path, ds, config: RunConfig = RunConfig(), prog
     return record
 
 
-def _save(folder: Path, model, record: dict, ds: fdata.FashionMNIST, seed: int, plots_for=None) -> Path:
+def _save(folder: Path, model, record: dict, ds: fdata.FashionMNIST, seed: int, plots_for=None,
+          architecture: str | None = None) -> Path:
     """Evaluate on the 10,000 test images and write the model folder whole: weights, reference
-    probabilities, plots, and the sealed record (with the files' hashes)."""
+    probabilities, plots, a user model's architecture, and the sealed record (with the files'
+    hashes)."""
     x_test = fdata.normalise(ds.test_images)
     test_loss, test_acc = model.evaluate(x_test, ds.test_labels, batch_size=1024, verbose=0)
     probabilities = model.predict(x_test, batch_size=1024, verbose=0)
@@ -190,9 +196,12 @@ def _save(folder: Path, model, record: dict, ds: fdata.FashionMNIST, seed: int, 
             warnings.simplefilter("ignore", UserWarning)
             model.save_weights(tmp / storage.MODEL_FILE)
         np.save(tmp / storage.PROBABILITIES_FILE, probabilities)
+        if architecture:
+            (tmp / storage.ARCHITECTURE_FILE).write_text(architecture)
         if plots_for:
             predicted = probabilities.argmax(axis=1)
-            plots.learning_curves(record["history"], plots_for, tmp / "learning_curves.png")
+            if record["history"]:  # a user model trained elsewhere has none
+                plots.learning_curves(record["history"], plots_for, tmp / "learning_curves.png")
             plots.confusion_matrix(ds.test_labels, predicted, plots_for, tmp / "confusion_matrix.png")
             plots.prediction_grid(ds.test_images, ds.test_labels, predicted, plots_for, tmp / "predictions.png",
                                   seed)
@@ -209,6 +218,8 @@ def train(name: str, exports: Path = storage.DEFAULT_EXPORTS, ds: fdata.FashionM
     """Train `name` by its recipe unless an identical run is cached; returns the model folder."""
     spec, subset, seed = get_spec(name), config.subset, config.seed
     ds = ds or fdata.load()
+    if spec.origin and spec.origin["kind"] in ("keras-file", "onnx-file"):
+        return imported(spec, exports, ds, config)
     recipe = replace(spec.recipe, epochs=config.epochs or spec.recipe.epochs)
     sweep = None
     if recipe.lr_sweep:
@@ -243,9 +254,40 @@ def train(name: str, exports: Path = storage.DEFAULT_EXPORTS, ds: fdata.FashionM
         "train_accuracy": history["accuracy"][-1], "train_loss": history["loss"][-1],
         "validation_accuracy": history.get("val_accuracy", [None])[-1],
         "validation_loss": history.get("val_loss", [None])[-1],
-        "validation": recipe.validation, "cache_key": key,
+        "validation": recipe.validation, "cache_key": key, **({"origin": spec.origin} if spec.origin else {}),
     }
-    return _save(folder, model, record, ds, seed, plots_for=name)
+    return _save(folder, model, record, ds, seed, plots_for=name, architecture=spec.architecture)
+
+
+def imported(spec: ModelSpec, exports: Path, ds: fdata.FashionMNIST, config: RunConfig) -> Path:
+    """A user model trained elsewhere, in a model folder like a trained one (not trained again):
+    its weights (a Keras file, rebuilt in tf_keras) or its adapted graph (an ONNX file), its test
+    probabilities and its record. Cached by the file's SHA-256 and the contract."""
+    from fmnist.user import keras_source, onnx_source
+    folder = model_dir(exports, spec.name)
+    path, origin = Path(spec.origin["reference"]), spec.origin
+    if storage.file_sha256(path) != origin["sha256"]:
+        raise storage.TrainedModelError(f"{path}: changed since it was read; run the command again")
+    key = storage.cache_key({**_base_key(spec, ds, 0, None, config.seed, [imported]),
+                             "versions": _versions((*TRAINING_LIBRARIES, "keras", "onnx", "onnxruntime"))})
+    if not config.force and storage.cached_record(folder, key, config.retrain_damaged):
+        return folder
+    record = {"model": spec.name, "variant": BASE.name, "derivation": BASE.as_dict(), "source": spec.source,
+              "summary": spec.summary, "recipe": asdict(spec.recipe), "notes": spec.notes, "reported": {},
+              "subset": None, "epochs_planned": 0, "epochs_run": 0, "stop_reason": "trained elsewhere",
+              "history": {}, "epoch_seconds": [], "train_seconds": 0.0, "train_threads": None,
+              "validation": "none", "cache_key": key, "origin": origin}
+    if origin["kind"] == "onnx-file":
+        return onnx_source.imported(folder, onnx_source.checked(path), record, ds, config.seed)
+    _, major = keras_source.read_config(path)
+    model = keras_source.with_weights(keras_source.from_architecture(spec.architecture, origin),
+                                      keras_source.load_weights_of(path, major, origin["trusted_code"]))
+    compile_model(model, spec.recipe.optimizer, spec.recipe.learning_rate)
+    train_loss, train_accuracy = model.evaluate(fdata.normalise(ds.train_images), ds.train_labels, batch_size=1024,
+                                                verbose=0)
+    record |= {"params": int(model.count_params()), "macs": count_macs(model), "train_accuracy": float(train_accuracy),
+               "train_loss": float(train_loss)}
+    return _save(folder, model, record, ds, config.seed, plots_for=spec.name, architecture=spec.architecture)
 
 
 def _kernels(model) -> list[np.ndarray]:
@@ -260,6 +302,9 @@ def derive(name: str, variant: Variant, exports: Path, ds: fdata.FashionMNIST, c
     if variant.is_base:
         return train(name, exports, ds, config, progress=progress)
     spec, subset, seed = get_spec(name), config.subset, config.seed
+    if spec.origin and spec.origin["kind"] == "onnx-file":
+        from fmnist.user import ModelError
+        raise ModelError(f"{name}: an ONNX source has no Keras model for tfmot to fine-tune")
     parent = derive(name, variant.parent, exports, ds, replace(config, force=False), progress=progress)
     parent_record = storage.verified_record(parent)
     epochs_ = config.finetune_epochs or variant.finetune_epochs
@@ -289,7 +334,7 @@ def derive(name: str, variant: Variant, exports: Path, ds: fdata.FashionMNIST, c
     kernels = _kernels(model)
     zeros = sum(int(np.sum(k == 0)) for k in kernels)
     record = {
-        **{k: parent_record[k] for k in ("source", "summary", "recipe", "params", "macs")},
+        **{k: parent_record[k] for k in ("source", "summary", "recipe", "params", "macs", "origin") if k in parent_record},
         "model": name, "variant": variant.name, "derivation": variant.as_dict(),
         "parent": {"folder": parent.name, "record_sha256": storage.file_sha256(parent / storage.RECORD_FILE),
                    "test_accuracy": parent_record["test_accuracy"]},
@@ -299,4 +344,5 @@ def derive(name: str, variant: Variant, exports: Path, ds: fdata.FashionMNIST, c
         "epoch_seconds": timer.seconds, "train_seconds": seconds,
         "train_accuracy": history["accuracy"][-1], "train_loss": history["loss"][-1], "cache_key": key,
     }
-    return _save(folder, model, record, ds, seed)
+    architecture = parent / storage.ARCHITECTURE_FILE
+    return _save(folder, model, record, ds, seed, architecture=architecture.read_text() if architecture.is_file() else None)

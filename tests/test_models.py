@@ -6,9 +6,10 @@ from fmnist import models
 from fmnist.storage import read_record
 
 
-def implied_params(layers) -> int:
-    """Parameter count worked out from the layer descriptions alone, independently of Keras."""
-    shape, total = models.INPUT_SHAPE, 0
+def implied(layers, shape) -> tuple[int, tuple]:
+    """Parameter count and output shape worked out from the layer descriptions alone, independently
+    of Keras."""
+    total = 0
     for layer in layers:
         if isinstance(layer, models.AddChannel):
             shape = (*shape, 1)
@@ -23,12 +24,30 @@ def implied_params(layers) -> int:
             total += (layer.kernel * layer.kernel * c + (4 if layer.batchnorm else 1)) * layer.filters
             shrink = 0 if layer.padding == "same" else layer.kernel - 1
             shape = (h - shrink, w - shrink, layer.filters)
+        elif isinstance(layer, models.DepthwiseConv):
+            h, w, c = shape  # one k x k filter per channel; batchnorm: no bias, 4 per channel
+            total += (layer.kernel * layer.kernel + (4 if layer.batchnorm else 1)) * c
+        elif isinstance(layer, models.SeparableConv):
+            h, w, c = shape  # depthwise k x k x c (no bias), then pointwise c x filters
+            total += layer.kernel * layer.kernel * c + (c + (4 if layer.batchnorm else 1)) * layer.filters
+            shape = (h, w, layer.filters)
+        elif isinstance(layer, models.GlobalAvgPool):
+            shape = (shape[-1],)
+        elif isinstance(layer, models.Residual):
+            inner, inner_shape = implied(layer.layers, shape)
+            assert inner_shape == shape, "a residual block's output has its input's shape"
+            total += inner
         elif isinstance(layer, models.Dropout):
             pass
         elif isinstance(layer, models.MaxPool):
             shape = (shape[0] // layer.size, shape[1] // layer.size, shape[2])
         else:
             raise AssertionError(f"test does not know layer {layer!r}")
+    return total, shape
+
+
+def implied_params(layers) -> int:
+    total, shape = implied(layers, models.INPUT_SHAPE)
     assert shape == (models.NUM_CLASSES,), "the network must end in the 10 class outputs"
     return total
 
@@ -39,6 +58,27 @@ def test_builds_with_the_parameter_count_its_layers_imply(name):
     assert model.count_params() == implied_params(models.get_spec(name).layers)
     assert tuple(model.input_shape) == (None, *models.INPUT_SHAPE)
     assert tuple(model.output_shape) == (None, models.NUM_CLASSES)
+
+
+# The edge blocks of the vocabulary (no registered model uses them all): MobileNet-style.
+MOBILE = (models.AddChannel(), models.Conv(16, padding="same", batchnorm=True),
+          models.Residual((models.DepthwiseConv(batchnorm=True), models.Conv(16, kernel=1, padding="same"))),
+          models.MaxPool(2), models.SeparableConv(32, batchnorm=True),
+          models.Residual((models.SeparableConv(32),)), models.DepthwiseConv(kernel=5, padding="valid"),
+          models.GlobalAvgPool(), models.Dropout(0.1), models.Dense(10, "softmax"))
+
+
+def test_the_edge_blocks_build_with_the_parameter_count_they_imply():
+    model = models.build_model(MOBILE, "mobile")
+    assert model.count_params() == implied_params(MOBILE)
+    assert tuple(model.output_shape) == (None, models.NUM_CLASSES)
+    kinds = {type(layer).__name__ for layer in model.layers}
+    assert {"DepthwiseConv2D", "SeparableConv2D", "Add", "GlobalAveragePooling2D"} <= kinds
+    assert models.count_macs(model) == (28 * 28 * 9 * 16                    # conv 3x3, 1 -> 16
+                                        + 28 * 28 * 9 * 16 + 28 * 28 * 16 * 16  # residual: depthwise, 1x1 conv
+                                        + 14 * 14 * (9 * 16 + 16 * 32)          # separable 16 -> 32
+                                        + 14 * 14 * (9 * 32 + 32 * 32)          # residual separable 32 -> 32
+                                        + 10 * 10 * 25 * 32 + 32 * 10)          # depthwise 5x5 valid, dense
 
 
 @pytest.mark.parametrize("name", models.list_models())

@@ -39,6 +39,7 @@ class Format:
     activation_bits: int | None = None  # 8 or 16 for statically quantized activations, None for float
     float_counterpart: str | None = None  # the float format of the same family, for size ratios
     microcontroller: bool = False      # made for a microcontroller firmware (batch 1, C sources)
+    from_onnx: bool = False            # also made from an ONNX source model (a user's ONNX file)
     tolerance: float | None = None     # max abs difference of class probabilities (float formats)
     min_agreement: float = MIN_AGREEMENT
 

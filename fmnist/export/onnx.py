@@ -12,6 +12,7 @@ from fmnist import stderr_muted
 from fmnist.export import register_format
 from fmnist.export.base import OPSET, Format
 from fmnist.metrics import FLOAT_TOLERANCE
+from fmnist.user.onnx_source import OnnxSource
 
 
 def _float_onnx(model, ctx):
@@ -26,6 +27,8 @@ def _float_onnx(model, ctx):
     runs it node by node (`session.disable_quant_qdq`, tested). With the fusion on, as a user
     runs it and as the benchmark measures it, it matched the TFLite graph on every recipe-trained
     model, but not on the tests' one-epoch models (97.6-98.9% top-1): measured, not assumed."""
+    if isinstance(model, OnnxSource):  # a user's ONNX file: its adapted graph is the float ONNX
+        return model.model, model.how
     if "onnx" not in ctx.memo:
         import tensorflow as tf
         import tf2onnx
@@ -61,6 +64,7 @@ def describe(path) -> dict:
 class Onnx(Format):
     name, filename, runtime = "onnx", "model.onnx", "onnxruntime"
     tolerance = FLOAT_TOLERANCE
+    from_onnx = True
 
     def settings(self):
         return {**super().settings(), "opset": OPSET, "qat_path": "tflite"}
@@ -69,7 +73,8 @@ class Onnx(Format):
         import onnx
         proto, how = _float_onnx(model, ctx)
         onnx.save(proto, str(target))
-        return {"converter": how, "converter_version": metadata.version("tf2onnx"), **describe(target)}
+        return {"converter": how, "converter_version": metadata.version("onnx" if isinstance(model, OnnxSource) else
+                                                                        "tf2onnx"), **describe(target)}
 
 
 class CalibrationReader:
@@ -84,7 +89,7 @@ class CalibrationReader:
 
 class OnnxInt8(Format):
     name, filename, runtime = "onnx-int8", "model.onnx", "onnxruntime"
-    quantized = calibrated = full_integer = True
+    quantized = calibrated = full_integer = from_onnx = True
     activation_bits = 8
     float_counterpart = "onnx"
 
@@ -107,7 +112,8 @@ class OnnxInt8(Format):
         quantize_static(str(prepared), str(target), CalibrationReader(ctx.calibration, input_name),
                         quant_format=QuantFormat.QDQ, activation_type=QuantType.QInt8,
                         weight_type=QuantType.QInt8, per_channel=True)  # as TFLite's int8 does
-        return {"converter": "tf2onnx + onnxruntime.quantization.quantize_static (QDQ, int8, per-channel)",
+        return {"converter": f"{_float_onnx(model, ctx)[1]} + onnxruntime.quantization.quantize_static (QDQ, int8, "
+                             f"per-channel)",
                 "converter_version": {"tf2onnx": metadata.version("tf2onnx"),
                                       "onnxruntime": metadata.version("onnxruntime")},
                 **describe(target)}

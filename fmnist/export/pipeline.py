@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fmnist import data as fdata, environment, storage
+from fmnist import data as fdata, environment, storage, user
 from fmnist.atomic import atomic_dir, write_json
 from fmnist.codehash import code_digest
 from fmnist.config import RunConfig
@@ -26,6 +26,10 @@ from fmnist.runtimes import get_runtime
 from fmnist.variants import Variant, from_record
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
+# Why a Keras-only format is not made from a user's ONNX file (measured: pip refuses the combination)
+NOT_FROM_ONNX = ("made from a Keras model only: an ONNX file goes to TFLite through onnx2tf, whose latest release "
+                 "(1.29.24) pins tensorflow==2.19.0, onnx==1.19.1 and numpy==1.26.4, which conflict with this stack's "
+                 "pins (tensorflow 2.21.0, onnx 1.23.2)")
 
 
 def calibration_set(ds: fdata.FashionMNIST, size: int, seed: int):
@@ -72,7 +76,7 @@ def _cache_key(record_sha: str, fmt: Format, calibration_indices) -> str:
     return storage.cache_key({"record": record_sha, "format": fmt.name, "settings": fmt.settings(),
                               "calibration": calibration_indices if fmt.calibrated else None,
                               "versions": environment.versions(),
-                              "code": code_digest(fmt, _export_one, get_runtime(fmt.runtime))})
+                              "code": code_digest(fmt, _export_one, get_runtime(fmt.runtime), exclude=user.MODULES)})
 
 
 def export_model(folder: Path, formats: list[Format], ds: fdata.FashionMNIST, config: RunConfig = RunConfig(),
@@ -168,12 +172,25 @@ def export_family(name: str, formats: list[Format], variants: list[Variant], exp
     is done or not made. `progress`: training's epoch bars (bool), or a callable given a line per
     epoch. Returns (manifests, failures, skipped)."""
     from fmnist import train
+    from fmnist.models import get_spec
     manifests, failures, skipped = [], [], []
+    origin = get_spec(name).origin
     for variant in [Variant(), *variants]:
-        folder = train.derive(name, variant, exports, ds, config, progress=progress)
+        try:
+            folder = train.derive(name, variant, exports, ds, config, progress=progress)
+        except Exception as e:  # a user model that tfmot cannot wrap, or with no Keras model at all
+            if variant.is_base or not origin:
+                raise
+            reason = f"not made for this user model: {str(e).strip().splitlines()[0][:300]}"
+            skipped += [{"folder": storage.model_dir(exports, name, variant.name).name, "variant": variant.name,
+                         "format": fmt.name, "reason": reason} for fmt in formats]
+            if on_progress:
+                on_progress(None, len(formats))
+            continue
         applicable = []
         for fmt in formats:
-            reason = fmt.not_for(variant)
+            reason = fmt.not_for(variant) or (NOT_FROM_ONNX if origin and origin["kind"] == "onnx-file"
+                                              and not fmt.from_onnx else None)
             if reason:
                 skipped.append({"folder": folder.name, "variant": variant.name, "format": fmt.name, "reason": reason})
                 if on_progress:
@@ -188,11 +205,15 @@ def export_family(name: str, formats: list[Format], variants: list[Variant], exp
     return manifests, failures, skipped
 
 
-def _family_in_worker(events, *args, **kwargs):
-    """export_family in a worker process, its progress sent back through `events`. One thread
-    each, so that one worker per core never oversubscribes the cores (TensorFlow's pools are
-    otherwise sized to every core in every process)."""
+def _family_in_worker(events, user_specs, *args, **kwargs):
+    """export_family in a worker process, its progress sent back through `events`, with the user
+    models the parent resolved. One thread each, so that one worker per core never oversubscribes
+    the cores (TensorFlow's pools are otherwise sized to every core in every process)."""
     import tensorflow as tf
+
+    from fmnist import models
+    for spec in user_specs:
+        models.adopt(spec)
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
     return export_family(*args, on_progress=lambda *event: events.put(event),
@@ -252,8 +273,9 @@ def export_all(names: list[str], formats: list[Format], variants: list[Variant],
                 events = manager.Queue()
                 relay = threading.Thread(target=_relay, args=(events, on_progress), daemon=True)
                 relay.start()
-                futures = [pool.submit(_family_in_worker, events, name, formats, variants, exports, ds, config)
-                           for name in names]
+                from fmnist.models import user_specs
+                futures = [pool.submit(_family_in_worker, events, user_specs(), name, formats, variants, exports, ds,
+                                       config) for name in names]
                 try:
                     results = [future.result() for future in futures]
                 except BaseException:  # Ctrl-C here: the workers stop now, not after their models

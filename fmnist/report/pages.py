@@ -239,7 +239,8 @@ def size_page(document: dict) -> str:
 def _quick_run(t: dict) -> str:
     """Says when a row is not the full recipe, so a quick run is never mistaken for a result."""
     parts = ([f"subset of {t['subset']} images"] if t["subset"] else []) + (
-        [f"{t['epochs_planned']} epochs"] if t["epochs_planned"] != get_spec(t["model"]).recipe.epochs else [])
+        [f"{t['epochs_planned']} epochs"] if t["source"] != "user" and t["epochs_planned"] != get_spec(t["model"]).recipe.epochs
+        else [])
     return f" (quick run: {', '.join(parts)})" if parts else ""
 
 
