@@ -127,7 +127,9 @@ class Variant:
 
         def leaf(weight):  # "conv2d/kernel:0" -> "kernel:0"; the wrappers' kernel_min etc. never match
             return weight.name.rsplit("/", 1)[-1]
-        for layer, trained in zip(plain.layers, wrapped, strict=True):
+        import tf_keras as keras
+        own = [layer for layer in plain.layers if not isinstance(layer, keras.layers.InputLayer)]  # functional: listed
+        for layer, trained in zip(own, wrapped, strict=True):
             values = {leaf(w): w.numpy() for w in trained.weights}
             layer.set_weights([values[leaf(w)] for w in layer.weights])
         return plain
