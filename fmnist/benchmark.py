@@ -69,7 +69,8 @@ def run(names: list[str], formats: list[str], runtimes: list[str], variants: lis
     for name in names:
         for variant in [BASE, *variants]:
             folder = storage.model_dir(exports, name, variant.name)
-            folders[folder.name] = folder
+            if variant.is_base or (folder / storage.RECORD_FILE).is_file():  # a user model's variant may be "not made"
+                folders[folder.name] = folder
     jobs = collect_jobs(list(folders.values()), formats, runtimes)
     records = export_failure_rows(failures, folders, runtimes)
     for runtime in runtimes:

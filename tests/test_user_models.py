@@ -90,8 +90,8 @@ def test_an_nchw_onnx_file_with_mean_and_std_matches_an_independent_loop(dataset
     import onnxruntime as ort
     path, exports, results = tmp_path / "lstsq.onnx", tmp_path / "exports", tmp_path / "results"
     _nchw_onnx(path, dataset)
-    assert cli.bench_main(["--model", str(path), "--input-mean", str(MEAN), "--input-std", str(STD),
-                           "--exports", str(exports), "--results", str(results), *QUICK]) == 0
+    assert cli.bench_main(["--model", str(path), "--input-mean", str(MEAN), "--input-std", str(STD),  # variants too
+                           "--exports", str(exports), "--results", str(results), *QUICK[:-2]]) == 0
     rows = {r["format"]: r for r in _rows(results, "lstsq") if r["runtime"] == "onnxruntime"}
     assert rows["onnx"]["status"] == rows["onnx-int8"]["status"] == "ok"
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -103,6 +103,7 @@ def test_an_nchw_onnx_file_with_mean_and_std_matches_an_independent_loop(dataset
     assert record["origin"]["input_contract"]["layout"] == "NCHW"
     not_made = json.loads((results / "benchmark.json").read_text())["not_made"]
     assert any(s["format"] == "tflite" and "onnx2tf" in s["reason"] for s in not_made)
+    assert any(s["variant"] == "qat" and "no Keras model for tfmot" in s["reason"] for s in not_made)
 
 
 def test_a_factory_is_trained_by_the_pipeline_and_cached(tmp_path):
