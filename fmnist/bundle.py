@@ -79,8 +79,9 @@ def pack(folders: list[Path], formats: list[str], out: Path, test_images: np.nda
     artifacts = []
     for folder in folders:
         storage.verified_record(folder)
-        for name in (storage.RECORD_FILE, storage.PROBABILITIES_FILE):
-            members[f"{BUNDLE_DIR}/exports/{folder.name}/{name}"] = (folder / name).read_bytes()
+        for name in (storage.RECORD_FILE, storage.PROBABILITIES_FILE, storage.ARCHITECTURE_FILE):
+            if (folder / name).is_file():  # a user model's architecture: its record hashes it
+                members[f"{BUNDLE_DIR}/exports/{folder.name}/{name}"] = (folder / name).read_bytes()
         for artifact_folder in storage.artifact_folders(folder):
             manifest = storage.read_manifest(artifact_folder)
             if manifest["format"] not in formats:

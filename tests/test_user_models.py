@@ -216,3 +216,16 @@ def test_the_input_contract_reads_flags_then_a_sidecar_then_defaults(tmp_path):
         contract.layout_of((3, 28, 28), "net")
     assert contract.returns_logits(np.array([[2.0, -1.0] + [0.0] * 8]))
     assert not contract.returns_logits(np.full((3, 10), 0.1))
+
+
+def test_a_user_model_goes_to_a_device_in_the_bundle(keras3_files, tmp_path):
+    exports, path = tmp_path / "exports", str(keras3_files / "k3_user.keras")
+    assert cli.export_main(["--model", path, "--format", "tflite-int8", "--exports", str(exports), "--quiet"]) == 0
+    assert cli.bench_main(["pack", "--model", path, "--format", "tflite-int8", "--exports", str(exports), "--out",
+                           str(tmp_path / "bundle.pyz")]) == 0
+    done = subprocess.run([sys.executable, str(tmp_path / "bundle.pyz"), "--out", str(tmp_path / "device.json"),
+                           "--label", "box", "--runtime", "litert", "--quiet"], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = json.loads((tmp_path / "device.json").read_text())["records"]
+    assert [(r["model"], r["source"], r["origin"], r["status"]) for r in rows] == [("k3_user", "user", path, "ok")]
