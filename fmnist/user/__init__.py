@@ -63,11 +63,11 @@ def contract_from(described: dict) -> InputContract:
 
 
 def _keras_spec(config: dict, where: str, name: str, layout_scaling, options: Options, weights=None):
-    """(adapted architecture, contract) of a Keras configuration; the softmax is added when the
-    model (with `weights`, or as initialised) returns logits on the probe images."""
+    """(adapted architecture, contract) of a Keras configuration already checked for code; the
+    softmax is added when the model (with `weights`, or as initialised) returns logits on the probe
+    images."""
     from fmnist.user import keras_source as ks
     from fmnist.user.contract import layout_of
-    ks.refuse_code(config, where, options.trust_code)
     nodes, input_name, output_name = ks.graph(config, where)
     input_config = next(cfg for _, cfg, _ in nodes if cfg["name"] == input_name)
     shape = input_config.get("batch_input_shape") or input_config.get("batch_shape")
@@ -154,7 +154,10 @@ def from_factory(reference: str, name: str | None = None, kind: str = "factory",
     recipe = recipe if isinstance(recipe, Recipe) else None
     name = name or _name(attribute)
     scaling = scaling_for(None, options.scale, options.mean, options.std)
-    architecture, contract = _keras_spec(made.get_config(), reference, name, scaling, options)
+    config = made.get_config()
+    from fmnist.user.keras_source import refuse_code
+    refuse_code(config, reference, options.trust_code)
+    architecture, contract = _keras_spec(config, reference, name, scaling, options)
     return _spec(name, f"user model {reference} (trained here)", {**origin, "trusted_code": options.trust_code},
                  contract, recipe, architecture,
                  notes=f"trained by the RECIPE of {module_name}" if recipe else DEFAULT_RECIPE_NOTE)

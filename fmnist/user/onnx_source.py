@@ -114,7 +114,7 @@ def params_and_macs(model) -> tuple[int, int]:
     weights = {i.name: numpy_helper.to_array(i).shape for i in model.graph.initializer}
     macs = 0
     for node in model.graph.node:
-        out = [d for d in shapes.get(node.output[0], [])[1:]]
+        out = shapes.get(node.output[0], [])[1:]
         if not out or any(not isinstance(d, int) for d in out):
             continue
         if node.op_type == "Conv" and node.input[1] in weights:
