@@ -9,7 +9,7 @@ from pathlib import Path
 
 from fmnist import cost, environment, report, storage
 from fmnist.config import RunConfig
-from fmnist.harness import Settings, finish_rows, overhead_check, run_isolated
+from fmnist.harness import Settings, finish_rows, overhead_check
 from fmnist.jobs import NATIVE_FORMAT, collect_jobs
 from fmnist.rows import row
 from fmnist.runtimes import get_runtime
@@ -52,49 +52,73 @@ def layer_errors(folders: list[Path], formats: list[str]) -> list[dict]:
 
 def run(names: list[str], formats: list[str], runtimes: list[str], variants: list, exports: Path,
         results: Path, config: RunConfig = RunConfig(), settings: Settings = Settings(), *, data_dir=None,
-        progress: bool = True) -> dict:
-    """Everything `tox -e bench` does; returns the results document it published."""
-    from fmnist import data, export
-    from fmnist.export.pipeline import export_all
+        progress: bool = True, cluster: str | None = None, insecure: bool = False, devices=()) -> dict:
+    """Everything `tox -e bench` does, as jobs on a cluster (fmnist.schedule); returns the results
+    document it published. results/ is refreshed as the rows come in (at most every REFRESH_SECONDS),
+    so the first tables can be read long before a cold run ends."""
+    from fmnist import data, export, schedule
     runtimes = measured_runtimes(formats, runtimes)
     started = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
-    clock = time.perf_counter()
-    seconds = {}
     ds = data.load(data_dir)
-    exported_formats = [export.get_format(f) for f in formats if f != NATIVE_FORMAT]
-    manifests, failures, skipped = export_all(names, exported_formats, variants, exports, ds, config,
-                                              progress=progress)
-    seconds["train_and_export"] = time.perf_counter() - clock
-    folders = {}
-    for name in names:
-        for variant in [BASE, *variants]:
-            folder = storage.model_dir(exports, name, variant.name)
-            if variant.is_base or (folder / storage.RECORD_FILE).is_file():  # a user model's variant may be "not made"
-                folders[folder.name] = folder
-    jobs = collect_jobs(list(folders.values()), formats, runtimes)
-    records = export_failure_rows(failures, folders, runtimes)
-    for runtime in runtimes:
-        clock = time.perf_counter()
-        records += run_isolated(runtime, jobs.get(runtime, []), data_dir, settings, progress)
-        seconds[f"measure_{runtime}"] = time.perf_counter() - clock
-    records = [{**r, "machine": environment.HOST_LABEL} for r in finish_rows(records)]
-    overhead = None
+    plan = schedule.Plan(names, [export.get_format(f) for f in formats if f != NATIVE_FORMAT], formats, runtimes,
+                         variants, Path(exports), config, settings, str(data_dir) if data_dir else None, devices)
+    last = [time.monotonic()]
+
+    def refresh(outcome):
+        if time.monotonic() - last[0] >= REFRESH_SECONDS:
+            _publish(plan, outcome, started, _stage_seconds(outcome), None, results, complete=False)
+            last[0] = time.monotonic()
+    outcome, wall = schedule.execute(plan, ds, cluster=cluster, insecure=insecure, progress=progress,
+                                     on_rows=refresh)
+    seconds = _stage_seconds(outcome)
     clock = time.perf_counter()
-    reference_tflite = next((j for j in jobs.get("litert", []) if j.format == "tflite"), None)
+    overhead = None
+    reference_tflite = next((r for r in outcome.rows if r[0] == "litert" and r[2] == "tflite"), None)
     if reference_tflite:
-        overhead = overhead_check(Path(reference_tflite.folder) / reference_tflite.artifact)
+        overhead = overhead_check(Path(reference_tflite[1]) / export.get_format("tflite").filename)
     seconds["harness_overhead_check"] = time.perf_counter() - clock
+    return _publish(plan, outcome, started, seconds, overhead, results, wall=wall + seconds["harness_overhead_check"])
+
+
+REFRESH_SECONDS = 60.0
+
+
+def _stage_seconds(outcome) -> dict:
+    """Each stage's time: the jobs' own seconds, summed per stage (stages overlap on the cluster)."""
+    seconds = {}
+    for job in outcome.jobs:
+        if "seconds" in job:
+            stage = "train_and_export" if job["job"].startswith("train+export") else f"measure_{job['job'].split()[1]}"
+            seconds[stage] = seconds.get(stage, 0.0) + job["seconds"]
+    return seconds
+
+
+def _publish(plan, outcome, started, seconds: dict, overhead, results: Path, complete: bool = True,
+             wall: float | None = None) -> dict:
+    """results/ from what the jobs gave back so far."""
+    folders = {}
+    for name in plan.names:
+        for variant in [BASE, *plan.variants]:
+            folder = storage.model_dir(plan.exports, name, variant.name)
+            if (folder / storage.RECORD_FILE).is_file():  # a user model's variant may be "not made"
+                folders[folder.name] = folder
+    jobs = collect_jobs(list(folders.values()), plan.measured_formats, plan.runtimes)
+    records = export_failure_rows(outcome.failures, folders, plan.runtimes) + list(outcome.lost)
+    records += [outcome.rows[key] for runtime in plan.runtimes for job in jobs.get(runtime, [])
+                if (key := (runtime, job.folder, job.format)) in outcome.rows]
+    records = [{**r, "machine": environment.HOST_LABEL} for r in finish_rows(records)]
     summaries = [storage.training_summary(f) for f in folders.values()]
-    costs = cost.run_cost([s for s, _ in summaries], seconds, started, cost.dense_gflops())
-    document = {"schema": 1, "environment": environment.describe(config.seed),
+    costs = cost.run_cost([s for s, _ in summaries], seconds, started, cost.dense_gflops() if complete else None, wall)
+    document = {"schema": 1, "complete": complete, "environment": environment.describe(plan.config.seed),
                 "machines": {environment.HOST_LABEL: environment.machine(environment.HOST_LABEL)},
-                "settings": asdict(settings), "stage_seconds": seconds, "harness_overhead": overhead,
-                "selection": {"models": names, "formats": formats, "runtimes": runtimes,
-                              "variants": [v.name for v in variants]},
-                "not_made": skipped, "trained": [s for s, _ in summaries], "run_cost": costs,
-                "exported_this_run": [f"{m['source_model']['folder']}/{m['format']}" for m in manifests
+                "settings": asdict(plan.settings), "stage_seconds": seconds, "harness_overhead": overhead,
+                "selection": {"models": plan.names, "formats": plan.measured_formats, "runtimes": plan.runtimes,
+                              "variants": [v.name for v in plan.variants], "devices": list(plan.devices or [])},
+                "not_made": outcome.skipped, "trained": [s for s, _ in summaries], "run_cost": costs,
+                "jobs": outcome.jobs,
+                "exported_this_run": [f"{m['source_model']['folder']}/{m['format']}" for m in outcome.manifests
                                       if datetime.datetime.fromisoformat(m["environment"]["date"]) >= started],
-                "artifacts": len(manifests),
-                "layer_errors": layer_errors(list(folders.values()), formats), "records": records}
+                "artifacts": len(outcome.manifests),
+                "layer_errors": layer_errors(list(folders.values()), plan.measured_formats), "records": records}
     plots = {s["model"]: files for s, files in summaries if s["variant"] == "base"}
-    return report.publish_benchmark(document, Path(results), plots)
+    return report.publish_benchmark(document, Path(results), plots, new_devices=outcome.devices)

@@ -55,6 +55,18 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--subset", type=positive_int, help="train on this many training images (quick runs)")
 
 
+def _cluster_options(parser, devices: bool) -> None:
+    group = parser.add_argument_group("cluster", "where the jobs run (README: 'Run on several machines')")
+    group.add_argument("--cluster", metavar="ADDRESS", help="a Dask scheduler (tcp://HOST:8786, tls://...); default: a "
+                                                            "local cluster, one single-threaded worker per core")
+    group.add_argument("--insecure-cluster", action="store_true",
+                       help="allow a non-loopback cluster without TLS (its protocol runs what it is sent)")
+    if devices:
+        group.add_argument("--devices", nargs="*", metavar="LABEL", default=None,
+                           help="measure on these device workers (resource device-LABEL); --devices alone: every "
+                                "device worker present")
+
+
 def _checked(parser, known: list[str], chosen: list[str], what: str) -> list[str]:
     for name in chosen:
         if name not in known:
@@ -127,6 +139,7 @@ def _guarded(main):
     def wrapper(argv=None):
         from fmnist.data import DataError
         from fmnist.storage import StorageError
+        from fmnist.cluster import ClusterError
         from fmnist.user.contract import ContractError
         _Interrupt.seen = False
         previous = signal.signal(signal.SIGINT, _Interrupt.handler)
@@ -138,7 +151,7 @@ def _guarded(main):
         except KeyboardInterrupt:
             print("interrupted: finished outputs are kept, nothing half-written was left", file=sys.stderr)
             return 130
-        except (StorageError, DataError, ContractError) as e:
+        except (StorageError, DataError, ContractError, ClusterError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 1
         except OSError as e:  # a folder that became unwritable, a full disk: said in one line
@@ -229,6 +242,7 @@ def export_main(argv=None) -> int:
     parser.add_argument("--strict", action="store_true",
                         help="exit 1 when an artifact misses its validation gate (kept and flagged either way)")
     _common(parser)
+    _cluster_options(parser, devices=False)
     args = parser.parse_args(argv)
     if not args.format:
         parser.error("the following arguments are required: --format")
@@ -242,12 +256,13 @@ def export_main(argv=None) -> int:
     from tabulate import tabulate
 
     from fmnist import data, variants
-    from fmnist.export.pipeline import export_all, gate_warning
+    from fmnist.export.pipeline import gate_warning
+    from fmnist.schedule import export_all
     config = RunConfig(epochs=args.epochs, subset=args.subset, finetune_epochs=args.finetune_epochs,
                        force=args.force, calibration_size=args.calibration_size)
     manifests, failures, skipped = export_all(
         names, formats, variants.requested(args.qat, args.prune), exports, data.load(args.data_dir), config,
-        progress=not args.quiet)
+        progress=not args.quiet, cluster=args.cluster, insecure=args.insecure_cluster)
     rows = [[m["model"], m["variant"], m["format"], f"{m['size_bytes']:,}", f"{m['size_gzip_bytes']:,}",
              f"{m['validation']['agreement']:.4f}", f"{m['validation']['max_abs_diff']:.1e}",
              f"{100 * m['validation']['accuracy']:.1f}%", "yes" if m["validation"]["passed"] else "⚠ no"]
@@ -265,79 +280,13 @@ def export_main(argv=None) -> int:
     return 1 if failures or (args.strict and warnings) else 0
 
 
-DEVICE_FORMATS = ("tflite", "tflite-int8", "onnx", "onnx-int8")
-
-
-@_guarded
-def pack_main(argv) -> int:
-    """fmnist-bench pack: one file to benchmark on a device without TensorFlow (see README)."""
-    from fmnist.export import list_formats
-    parser = OneLineParser(prog="fmnist-bench pack", description=pack_main.__doc__)
-    _list(parser, "--model", "name", f"models to pack (default: all): {MODEL_HELP}")
-    user_model_options(parser)
-    _list(parser, "--format", "format", f"formats to pack (default: {' '.join(DEVICE_FORMATS)})")
-    _list(parser, "--variant", "variant", "variants to pack (default: base)")
-    parser.add_argument("--out", type=Path, default=Path("fmnist-bundle.pyz"), help="the bundle file to write")
-    parser.add_argument("--exports", type=Path, default=None, metavar="DIR", help="where the artifacts are")
-    parser.add_argument("--data-dir", type=Path, default=None, help="Fashion-MNIST IDX files (default: searched)")
-    args = parser.parse_args(argv)
-    formats = _checked(parser, list_formats(), args.format, "format") or list(DEVICE_FORMATS)
-    names = _models(parser, args.model, args)
-    if args.out.is_dir():
-        parser.error(f"argument --out: {args.out} is a folder; give a file name such as bundle.pyz")
-    _writable(parser, args.out.parent if str(args.out.parent) else Path("."), "--out")
-
-    from fmnist import bundle, data, storage, variants
-    from fmnist.registry import UnknownName
-    try:
-        wanted = [variants.get_variant(v) for v in dict.fromkeys(args.variant or ["base"])]
-    except UnknownName as e:
-        parser.error(str(e))
-    exports = args.exports or storage.DEFAULT_EXPORTS
-    folders = [storage.model_dir(exports, n, v.name) for n in names for v in dict.fromkeys([variants.BASE, *wanted])]
-    images, labels = data.load_test_set(args.data_dir)
-    index = bundle.pack(folders, formats, args.out, images, labels, names, exports)
-    artifacts = sum(name.endswith("/manifest.json") for name in index["files"])
-    print(f"wrote {args.out}: {args.out.stat().st_size / 1e6:.1f} MB (SHA-256 {storage.file_sha256(args.out)}), "
-          f"{artifacts} artifacts of {len(names)} models; on the device: python3 {args.out.name} --out RESULT.json "
-          f"--label NAME")
-    return 0
-
-
-@_guarded
-def merge_main(argv) -> int:
-    """fmnist-bench merge: add device results (from a bundle run) to results/, under their machine."""
-    parser = OneLineParser(prog="fmnist-bench merge", description=merge_main.__doc__)
-    parser.add_argument("files", nargs="+", type=Path, metavar="DEVICE.json")
-    parser.add_argument("--results", type=Path, default=Path("results"), help="the results folder to merge into")
-    parser.add_argument("--exports", type=Path, default=None, metavar="DIR", help="where the artifacts are")
-    args = parser.parse_args(argv)
-    _writable(parser, args.results, "--results", swapped=True)
-
-    import json
-
-    from fmnist import bundle, report, storage
-    host = args.results / "benchmark.json"
-    try:
-        document = json.loads(host.read_text())
-    except (OSError, ValueError):
-        raise bundle.BundleError(f"{host}: no host benchmark to merge into; run fmnist-bench first") from None
-    exports = args.exports or storage.DEFAULT_EXPORTS
-    results = [bundle.read_device_result(path, exports) for path in args.files]  # all checked before any is kept
-    report.publish_benchmark(document, args.results, new_devices=results)
-    for result in results:
-        ok = sum(r["status"] == "ok" for r in result["records"])
-        print(f"merged {result['machine']['label']}: {ok} rows measured ({result['machine']['cpu']}, "
-              f"{result['machine']['architecture']}), as reported by that machine; see {args.results}/devices.md")
-    return 0
-
-
 @_guarded
 def bench_main(argv=None) -> int:
     """fmnist-bench: the whole pipeline (train, export, measure every runtime) and results/.
     `fmnist-bench pack` and `fmnist-bench merge` benchmark on a device (see README)."""
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in ("pack", "merge"):
+        from fmnist.device_cli import merge_main, pack_main
         return {"pack": pack_main, "merge": merge_main}[argv[0]](argv[1:])
     from fmnist.jobs import NATIVE_FORMAT
     from fmnist.export import list_formats
@@ -361,6 +310,7 @@ def bench_main(argv=None) -> int:
                         help="measure every row afresh (default: reuse a row measured before on this machine, file "
                              "and settings)")
     _common(parser)
+    _cluster_options(parser, devices=True)
     args = parser.parse_args(argv)
     formats = _checked(parser, formats_known, args.format, "format") or formats_known
     runtimes = _checked(parser, list_runtimes(), args.runtime, "runtime") or list_runtimes()
@@ -378,7 +328,9 @@ def bench_main(argv=None) -> int:
     config = RunConfig(epochs=args.epochs, subset=args.subset, finetune_epochs=args.finetune_epochs)
     document = benchmark.run(
         names, formats, runtimes, variants.requested(not args.no_qat, None if args.no_prune else args.prune),
-        exports, args.results, config, settings, data_dir=args.data_dir, progress=not args.quiet)
+        exports, args.results, config, settings, data_dir=args.data_dir, progress=not args.quiet,
+        cluster=args.cluster, insecure=args.insecure_cluster,
+        devices=() if args.devices is None else (args.devices or None))  # --devices alone: every device present
     from fmnist.environment import HOST_LABEL
     host = [r for r in document["records"] if r["machine"] == HOST_LABEL]  # merged device rows aside
     counts = {s: sum(r["status"] == s for r in host) for s in ("ok", "estimated", "error", "unavailable")}

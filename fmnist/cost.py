@@ -32,10 +32,12 @@ def _images(summary: dict) -> int:
     return min(images, summary["subset"]) if summary["subset"] else images
 
 
-def run_cost(trained: list[dict], stage_seconds: dict, started: datetime.datetime, rate_gflops: float) -> dict:
+def run_cost(trained: list[dict], stage_seconds: dict, started: datetime.datetime, rate_gflops: float | None,
+             wall: float | None = None) -> dict:
     """The run's cost document: training jobs (those this run trained are `this_run`), their FLOP
     (images x epochs x 6 x MACs) and rate, the floor (this run's training FLOP at the machine's dense
-    rate) and the run's wall time against it."""
+    rate) and the run's wall time against it. `wall`: the run's own (its stages overlap on the
+    cluster), else the stages' sum; without a rate (a refresh mid-run) no floor is given."""
     jobs = []
     for s in (s for s in trained if s["epochs_run"]):  # a user model trained elsewhere cost nothing here
         flop = _images(s) * s["epochs_run"] * FLOP_PER_MAC_TRAINING * s["macs"]
@@ -43,9 +45,10 @@ def run_cost(trained: list[dict], stage_seconds: dict, started: datetime.datetim
         jobs.append({"folder": s["model"] + ("" if s["variant"] == "base" else f"-{s['variant']}"),
                      "images": _images(s), "epochs": s["epochs_run"], "macs": s["macs"], "flop": flop,
                      "seconds": s["train_seconds"], "gflops": flop / s["train_seconds"] / 1e9,
-                     "of_dense_rate": flop / s["train_seconds"] / 1e9 / rate_gflops, "this_run": date >= started})
+                     "of_dense_rate": flop / s["train_seconds"] / 1e9 / rate_gflops if rate_gflops else None,
+                     "this_run": date >= started})
     flop = sum(j["flop"] for j in jobs if j["this_run"])
-    wall = sum(stage_seconds.values())
-    floor = flop / (rate_gflops * 1e9)
+    wall = sum(stage_seconds.values()) if wall is None else wall
+    floor = flop / (rate_gflops * 1e9) if rate_gflops else None
     return {"stage_seconds": stage_seconds, "wall_seconds": wall, "dense_gflops": rate_gflops, "training": jobs,
             "training_flop_this_run": flop, "floor_seconds": floor, "wall_over_floor": wall / floor if floor else None}

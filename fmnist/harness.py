@@ -280,19 +280,20 @@ def _units(runtime, jobs: list[Job], workers: int) -> list[tuple]:
 
 
 def run_isolated(name: str, jobs: list[Job], data_dir, settings: Settings, progress: bool = True,
-                 task=measure_one) -> list[dict]:
+                 task=measure_one, processes: int | None = None) -> list[dict]:
     """run_runtime in freshly spawned processes: a clean memory baseline, and no library of another
     runtime loaded beside it. One process takes unit after unit of jobs (_units); a single-threaded
     runtime gets one process per core. A process that dies (a runtime's segfault) costs only the job
     that killed it: the jobs it took down with it run again, each alone, and the one that kills its
     process again is an error row. Rows come back in the order of `jobs`. `task(name, data_dir,
-    settings, job)` is what each process runs for a job (a test hands in one that crashes)."""
+    settings, job)` is what each process runs for a job (a test hands in one that crashes);
+    `processes` caps the processes at once (a cluster's worker holds one core)."""
     from fmnist.runtimes import get_runtime
     runtime = get_runtime(name)
     data_dir = str(data_dir) if data_dir else None
     if runtime.unavailable():  # one row saying why; nothing to isolate
         return run_runtime(name, jobs, data_dir, settings, progress)
-    workers = min(len(jobs), os.cpu_count() or 1) if runtime.single_threaded else 1
+    workers = min(len(jobs), processes or os.cpu_count() or 1) if runtime.single_threaded else 1
     run = functools.partial(task, name, data_dir, settings)
     with _progress(None, f"bench {name}", progress, total=len(jobs)) as bar:
         rows, lost = _in_processes(run, _units(runtime, jobs, workers), max(workers, 1), bar)

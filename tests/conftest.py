@@ -40,7 +40,7 @@ def exported(dataset, session_exports):
     """Every model exported to every format, and VARIANT_MODELS' VARIANTS too, once per session:
     (manifests by (model, variant, format), failures, skipped)."""
     from fmnist import export
-    from fmnist.export.pipeline import export_all
+    from fmnist.schedule import export_all
     formats = [export.get_format(f) for f in export.list_formats()]
     results = [export_all(MODELS if not chosen else VARIANT_MODELS, formats, chosen, session_exports, dataset,
                           RunConfig(finetune_epochs=1, epochs=1, subset=SUBSET), progress=False) for chosen in ([], VARIANTS)]

@@ -7,7 +7,6 @@ and by how much: what int8 costs is a result to measure, not a reason to refuse.
 """
 from __future__ import annotations
 
-import os
 import tempfile
 import time
 import traceback
@@ -203,84 +202,3 @@ def export_family(name: str, formats: list[Format], variants: list[Variant], exp
         manifests += made
         failures += failed
     return manifests, failures, skipped
-
-
-def _family_in_worker(events, user_specs, *args, **kwargs):
-    """export_family in a worker process, its progress sent back through `events`, with the user
-    models the parent resolved. One thread each, so that one worker per core never oversubscribes
-    the cores (TensorFlow's pools are otherwise sized to every core in every process)."""
-    import tensorflow as tf
-
-    from fmnist import models
-    for spec in user_specs:
-        models.adopt(spec)
-    tf.config.threading.set_intra_op_parallelism_threads(1)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
-    return export_family(*args, on_progress=lambda *event: events.put(event),
-                         progress=lambda line: events.put((line, 0)), **kwargs)
-
-
-def _relay(events, on_progress) -> None:
-    """Hand the workers' progress events to `on_progress` until None, or until an interrupt has
-    shut the queue's manager down."""
-    try:
-        for event in iter(events.get, None):
-            on_progress(*event)
-    except (EOFError, OSError):
-        pass
-
-
-def _interrupt_workers(pool, futures) -> None:
-    """Cancel what has not started and send SIGINT to the workers (a signal sent to this process
-    alone does not reach them): a KeyboardInterrupt unwinds their atomic writes, so nothing
-    half-written is left, and the pool's shutdown then finds them idle."""
-    import signal
-    for future in futures:
-        future.cancel()
-    for process in list(pool._processes.values()):  # the executor has no public handle on its workers
-        try:
-            os.kill(process.pid, signal.SIGINT)
-        except ProcessLookupError:
-            pass
-
-
-def export_all(names: list[str], formats: list[Format], variants: list[Variant], exports: Path,
-               ds: fdata.FashionMNIST, config: RunConfig = RunConfig(), *, workers: int | None = None,
-               progress: bool = True):
-    """Train what is missing, derive the variants, export every (model, variant) to every format
-    that applies to it. Models go to `workers` processes at once (one per core by default): a
-    converter, a validation or a small model's training keeps one core busy and leaves the other
-    idle. Returns (manifests, failures, skipped), in the order of `names`."""
-    import multiprocessing
-    import threading
-    from concurrent.futures import ProcessPoolExecutor
-
-    from tqdm import tqdm
-    workers = min(len(names), workers or os.cpu_count() or 1)
-    with tqdm(total=len(names) * (1 + len(variants)) * len(formats), desc="export", unit="artifact",
-              disable=not progress) as bar:
-        def on_progress(text, done):
-            if text:
-                bar.set_postfix_str(text)
-            bar.update(done)
-        if workers <= 1:  # in this process: training shows its epochs
-            results = [export_family(name, formats, variants, exports, ds, config, on_progress, progress)
-                       for name in names]
-        else:
-            context = multiprocessing.get_context("spawn")  # TensorFlow does not survive a fork
-            with context.Manager() as manager, \
-                    ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-                events = manager.Queue()
-                relay = threading.Thread(target=_relay, args=(events, on_progress), daemon=True)
-                relay.start()
-                from fmnist.models import user_specs
-                futures = [pool.submit(_family_in_worker, events, user_specs(), name, formats, variants, exports, ds,
-                                       config) for name in names]
-                try:
-                    results = [future.result() for future in futures]
-                except BaseException:  # Ctrl-C here: the workers stop now, not after their models
-                    _interrupt_workers(pool, futures)
-                    raise
-                events.put(None)
-                relay.join()
-    return tuple([item for result in results for item in result[i]] for i in range(3))

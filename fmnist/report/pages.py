@@ -120,7 +120,7 @@ def own_model_lines(document: dict) -> list[str]:
 def run_cost_lines(document: dict) -> list[str]:
     """Where the run's time went: stages, training jobs against the machine's dense rate, the floor."""
     c = document.get("run_cost")
-    if not c:
+    if not c or not c.get("dense_gflops"):  # none yet: a refresh in the middle of a run
         return []
     stages = [[name.replace("_", " "), f"{seconds:,.0f} s", f"{seconds / c['wall_seconds']:.0%}"]
               for name, seconds in c["stage_seconds"].items()]
@@ -135,8 +135,10 @@ def run_cost_lines(document: dict) -> list[str]:
              "This run trained nothing (every model was cached), so it has no training floor.")
     return ["## Run cost", "",
             f"The run's own matmul measured this machine's dense float32 rate at {c['dense_gflops']:.0f} GFLOP/s on "
-            f"every core. Training FLOP per job: images × epochs × 6 × MACs (forward and backward).", "",
-            table(stages, ["stage", "wall time", "share"]), "",
+            f"every core. Training FLOP per job: images × epochs × 6 × MACs (forward and backward). The run took "
+            f"{c['wall_seconds'] / 60:.1f} min; its stages overlap (jobs on every core at once), so each stage's time "
+            f"is its jobs' own, summed, and the shares of that wall time can add up to more than 100%.", "",
+            table(stages, ["stage", "job time", "of the run's wall time"]), "",
             table(rows, ["training job", "images × epochs", "MACs/image", "TFLOP", "time", "GFLOP/s",
                          "of the dense rate", "trained by this run"]), "", floor, ""]
 

@@ -1,0 +1,319 @@
+"""The pipeline's jobs on a Dask cluster (fmnist.cluster), longest first:
+
+1. each model's training and export (with its variants), on a worker that has the project;
+2. as soon as a model is exported, its measuring on the runtimes that hold one core (TFLM, the
+   Vela estimates), on this machine's workers, while other models still train;
+3. once every model is exported: the runtimes that use the whole machine, one at a time, and the
+   devices' bundles on their device workers, at the same time (another machine each).
+
+Only this machine writes exports/ and results/: a training job's changed folders come back whole.
+A job whose worker died is retried by Dask (on a new worker) up to its limit, then is an error row;
+a device that leaves gives "unavailable" rows; every finished row is kept.
+"""
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fmnist import storage, tasks
+from fmnist.cluster import DEVICE_PREFIX, TRAINING, Task, WorkerLeft, drive
+from fmnist.config import RunConfig
+from fmnist.harness import Settings
+from fmnist.jobs import collect_jobs
+from fmnist.rows import row
+from fmnist.runtimes import get_runtime
+from fmnist.variants import BASE
+
+DEVICE_FORMATS = ("tflite", "tflite-int8", "onnx", "onnx-int8")  # what a device bundle carries by default
+SECONDS_PER_STEP = 0.002  # a rough training step (batch 32, one core) before any run has timed one
+SECONDS_PER_MEASURED_ROW = 1.5  # a rough row's measuring, for the time left
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a run asks for."""
+    names: list
+    formats: list             # the export formats (Format objects)
+    measured_formats: list    # names, `keras` (the trained model itself) included
+    runtimes: list
+    variants: list
+    exports: Path
+    config: RunConfig = RunConfig()
+    settings: Settings = Settings()
+    data_dir: str | None = None
+    devices: tuple | None = ()  # device labels to measure on (None: every device worker present)
+
+
+@dataclass
+class Outcome:
+    """What the jobs gave back, as they finished."""
+    manifests: list = field(default_factory=list)
+    failures: list = field(default_factory=list)
+    skipped: list = field(default_factory=list)
+    rows: dict = field(default_factory=dict)        # (runtime, artifact folder, format) -> row
+    lost: list = field(default_factory=list)        # error rows of jobs that never finished
+    devices: list = field(default_factory=list)     # device results (the runner's JSON)
+    jobs: list = field(default_factory=list)        # {"job", "worker", "seconds", "status"}
+
+
+def family_folders(name: str, variants: list) -> list[str]:
+    """The exports/ folders one model's training and export may write."""
+    return [storage.model_dir(Path(), name, v.name).as_posix() for v in [BASE, *variants]] + \
+        [f"{storage.SWEEP_DIR}/{name}"]
+
+
+def estimated_seconds(name: str, plan: Plan) -> float:
+    """A model's training and export, for longest-first order and the time left: what training took
+    last time (its records), else its recipe's steps at a rough cost per step."""
+    from fmnist.models import get_spec
+    spent = []
+    for folder in family_folders(name, plan.variants):
+        try:
+            spent.append(storage.read_record(plan.exports / folder)["train_seconds"])
+        except (storage.StorageError, KeyError):
+            pass
+    if spent:
+        return sum(spent) + 2.0 * len(plan.formats)
+    recipe = get_spec(name).recipe
+    images = plan.config.subset or 60_000
+    epochs = (plan.config.epochs or recipe.epochs) + (recipe.lr_sweep.epochs if recipe.lr_sweep else 0)
+    steps = epochs * images / recipe.batch_size * (1 + 0.3 * len(plan.variants))
+    return steps * SECONDS_PER_STEP * (1 + 4 * str(get_spec(name).layers).count("Conv")) + 2.0 * len(plan.formats)
+
+
+def whole_machine(runtime: str) -> bool:
+    """A runtime measured alone (it uses every core, or its timing would feel a training beside it)."""
+    return not get_runtime(runtime).single_threaded
+
+
+def _error_row(model: str, what: str, why: str) -> dict:
+    return row(model=model, variant="base", status="error", error=f"{what} did not finish: {why}")
+
+
+class Pipeline:
+    """One run's jobs: submitted, followed and collected on `client` (training) and `local` (this
+    machine's workers: host measuring, user models read from a file here)."""
+
+    def __init__(self, client, local, plan: Plan, ds, on_progress=None, on_rows=None):
+        from fmnist.models import get_spec, user_specs
+        self.client, self.local, self.plan, self.ds = client, local, plan, ds
+        self.on_progress, self.on_rows = on_progress or (lambda text, done: None), on_rows or (lambda outcome: None)
+        self.outcome, self.tasks = Outcome(), {}
+        self.specs = user_specs()
+        self.here = {n for n in plan.names if (get_spec(n).origin or {}).get("kind") in ("keras-file", "onnx-file")}
+        self.families_left = len(plan.names)
+        self.whole_machine = [r for r in plan.runtimes if whole_machine(r)]
+        self._scattered = {}
+
+    def _data(self, client):
+        """The training set, sent to a cluster's workers once (not with every job)."""
+        if id(client) not in self._scattered:
+            self._scattered[id(client)] = client.scatter(self.ds, broadcast=True, hash=False)
+        return self._scattered[id(client)]
+
+    def run(self) -> Outcome:
+        for name in sorted(self.plan.names, key=lambda n: -estimated_seconds(n, self.plan)):
+            self._submit_family(name)
+        try:
+            drive(self.client, self.tasks, self._done)
+        except BaseException:  # Ctrl-C, or a bug: nothing keeps running on the cluster
+            self.client.cancel(list(self.tasks))
+            if self.local is not self.client:
+                self.local.cancel([f for f in self.tasks if f.client is self.local])
+            raise
+        return self.outcome
+
+    def _submit(self, client, what: str, resource: str, priority: float, function, *args, **payload):
+        future = client.submit(function, *args, resources={resource: 1}, priority=priority, pure=False,
+                               key=f"{what.replace(' ', '-')}-{time.monotonic_ns()}")
+        self.tasks[future] = Task(what, resource, payload)
+
+    def _submit_family(self, name: str) -> None:
+        p = self.plan
+        client = self.local if name in self.here else self.client
+        shipped = tasks.folder_files(p.exports, family_folders(name, p.variants))
+        estimate = estimated_seconds(name, p)
+        self._submit(client, f"train+export {name}", TRAINING, estimate, tasks.train_and_export,
+                     name, p.formats, p.variants, p.config, self.specs, shipped, self._data(client),
+                     kind="family", name=name, units=estimate)
+
+    def _folders(self, name: str) -> list[Path]:
+        """The model folders there are to measure (a user model's variant may be 'not made')."""
+        folders = [storage.model_dir(self.plan.exports, name, v.name) for v in [BASE, *self.plan.variants]]
+        return [f for f in folders if f.name == name or (f / storage.RECORD_FILE).is_file()]
+
+    def _submit_measuring(self, names: list[str], runtimes: list[str], priority: float) -> None:
+        jobs = collect_jobs([f for n in names for f in self._folders(n)], self.plan.measured_formats, runtimes)
+        for runtime in runtimes:
+            if jobs.get(runtime):
+                self._submit(self.local, f"measure {runtime} {' '.join(names) if len(names) == 1 else 'all'}",
+                             TRAINING, priority, tasks.measure, runtime, jobs[runtime], self.plan.data_dir,
+                             self.plan.settings, 1 if not whole_machine(runtime) else None,
+                             kind="measure", runtime=runtime, jobs=jobs[runtime])
+
+    def _done(self, future, task: Task, error) -> None:
+        kind = task.payload["kind"]
+        self.outcome.jobs.append({"job": task.what, "status": "ok" if error is None else "error",
+                                  **({"worker": future.result()["worker"], "seconds": future.result()["seconds"]}
+                                     if error is None and kind != "device" else {})})
+        getattr(self, f"_{kind}_done")(future, task, error)
+
+    def _family_done(self, future, task: Task, error) -> None:
+        name = task.payload["name"]
+        if error is None:
+            result = future.result()
+            tasks.write_folders(self.plan.exports, result["changed"])
+            for key in ("manifests", "failures", "skipped"):
+                getattr(self.outcome, key).extend(result[key])
+            if self.plan.runtimes:
+                self._submit_measuring([name], [r for r in self.plan.runtimes if not whole_machine(r)], 0)
+        elif isinstance(error, (WorkerLeft, _killed_worker())):
+            self.outcome.lost.append(_error_row(name, f"training and export of {name}", _reason(error)))
+        else:
+            raise error
+        self.on_progress(f"{name} exported", task.payload["units"])
+        self.families_left -= 1
+        if self.families_left == 0:
+            self._start_whole_machine()
+
+    def _start_whole_machine(self) -> None:
+        names = [n for n in self.plan.names if not any(r["model"] == n for r in self.outcome.lost)]
+        self._queue = list(self.whole_machine)
+        self._names = names
+        self._next_whole_machine()
+        for label in self.plan.devices:
+            self._submit_device(label, names)
+
+    def _next_whole_machine(self) -> None:
+        """The whole-machine runtimes one after another, each once nothing else measures here."""
+        while self._queue:
+            runtime = self._queue.pop(0)
+            before = len(self.tasks)
+            self._submit_measuring(self._names, [runtime], -1)
+            if len(self.tasks) > before:
+                return
+
+    def _measure_done(self, future, task: Task, error) -> None:
+        runtime, jobs = task.payload["runtime"], task.payload["jobs"]
+        if error is None:
+            rows = future.result()["rows"]
+        else:
+            runtime_ = get_runtime(runtime)
+            rows = [row(**job.meta, format=job.format, runtime=runtime, device=runtime_.device,
+                        artifact_sha256=job.sha256, status="error", error=f"measuring did not finish: {_reason(error)}")
+                    for job in jobs]
+        self.outcome.rows.update({(runtime, job.folder, job.format): r for job, r in zip(jobs, rows)})
+        self.on_progress(task.what, len(jobs) * SECONDS_PER_MEASURED_ROW)
+        self.on_rows(self.outcome)
+        if whole_machine(runtime):
+            self._next_whole_machine()
+
+    def _submit_device(self, label: str, names: list[str]) -> None:
+        import cloudpickle
+
+        from fmnist import bundle, data, device_task
+        cloudpickle.register_pickle_by_value(device_task)  # a device has no fmnist-edge installed
+        folders = [storage.model_dir(self.plan.exports, n) for n in names]
+        formats = [f for f in DEVICE_FORMATS if f in self.plan.measured_formats]
+        images, labels = data.load_test_set(self.plan.data_dir)
+        with tempfile.TemporaryDirectory(prefix="fmnist-bundle-") as where:
+            out = Path(where) / f"{label}.pyz"
+            bundle.pack(folders, formats, out, images, labels, names, self.plan.exports)
+            packed = out.read_bytes()
+        options = [o for r in self.plan.runtimes if set(get_runtime(r).formats) & set(formats) for o in ("--runtime", r)]
+        self._submit(self.client, f"device {label}", f"{DEVICE_PREFIX}{label}", 0, device_task.run_bundle,
+                     packed, label, options, kind="device", label=label, formats=formats)
+
+    def _device_done(self, future, task: Task, error) -> None:
+        from fmnist import bundle
+        label = task.payload["label"]
+        if error is None:
+            with tempfile.TemporaryDirectory(prefix="fmnist-device-") as where:  # checked as `merge` checks a file
+                path = Path(where) / f"{label}.json"
+                path.write_text(__import__("json").dumps(future.result()))
+                result = bundle.read_device_result(path, self.plan.exports)
+        else:
+            result = unavailable_device(label, task.payload["formats"], self.plan.runtimes, _reason(error))
+        self.outcome.devices.append(result)
+        self.on_progress(task.what, 0)
+
+
+def unavailable_device(label: str, formats: list[str], runtimes: list[str], why: str) -> dict:
+    """A device result whose rows say the device's measuring never came back, and why."""
+    from fmnist import environment
+    from fmnist.bundle import records_digest
+    records = [row(runtime=r, device=get_runtime(r).device, status="unavailable", machine=label,
+                   error=f"unavailable: {why}", formats=[f for f in get_runtime(r).formats if f in formats])
+               for r in runtimes if set(get_runtime(r).formats) & set(formats)]
+    return {"schema": 1, "kind": "fmnist-device-run", "bundle": None,
+            "machine": {**{k: None for k in environment.machine(label)}, "label": label},
+            "environment": None, "settings": None, "tensorflow_imported": None,
+            "records": records, "records_sha256": records_digest(records)}
+
+
+class ClusterJobError(storage.StorageError):
+    """A job the cluster could not finish (its worker died on each try, or left): one line, exit 1."""
+
+
+def _killed_worker():
+    from distributed import KilledWorker
+    return KilledWorker
+
+
+def _reason(error: BaseException) -> str:
+    if isinstance(error, WorkerLeft):
+        return f"unavailable: worker left ({error})"
+    if isinstance(error, _killed_worker()):
+        return f"its worker died on each try ({str(error).splitlines()[0][:200]})"
+    return f"{type(error).__name__}: {str(error).splitlines()[0][:300] if str(error) else ''}"
+
+
+def execute(plan: Plan, ds, *, cluster: str | None = None, insecure: bool = False, progress: bool = True,
+            on_rows=None) -> tuple[Outcome, float]:
+    """Run the plan's jobs on a LocalCluster, or on the cluster at `cluster` (with this machine's own
+    workers measuring the host's rows); returns the outcome and the run's wall seconds. Progress
+    shows the stage, the model, and the time left (estimated from the jobs' expected cost)."""
+    import contextlib
+    import dataclasses
+
+    from tqdm import tqdm
+
+    from fmnist.cluster import ClusterError, connect, device_labels
+    start = time.perf_counter()
+    with contextlib.ExitStack() as stack:
+        client = stack.enter_context(connect(cluster, insecure=insecure))  # unreachable: one line, before any work
+        local = client if cluster is None else stack.enter_context(connect(None))
+        present = device_labels(client)
+        missing = [d for d in plan.devices or () if d not in present]
+        if missing:
+            raise ClusterError(f"no device worker {', '.join(missing)} in the cluster (present: "
+                               f"{', '.join(present) or 'none'}); start one with dask worker ADDRESS --resources "
+                               f"\"{DEVICE_PREFIX}{missing[0]}=1\"")
+        plan = dataclasses.replace(plan, devices=tuple(present if plan.devices is None else plan.devices))
+        rows = len(plan.names) * (1 + len(plan.variants)) * len(plan.measured_formats) * SECONDS_PER_MEASURED_ROW
+        total = sum(estimated_seconds(n, plan) for n in plan.names) + (rows if plan.runtimes else 0)
+        with tqdm(total=round(total), desc="run", unit="s", disable=not progress,
+                  bar_format="{desc}: {percentage:3.0f}%|{bar:20}| {elapsed}<{remaining} {postfix}") as bar:
+            for each in {id(c): c for c in (client, local)}.values():
+                each.subscribe_topic(tasks.PROGRESS_TOPIC, lambda event: bar.set_postfix_str(str(event[1])[:80]))
+
+            def on_progress(text, units):
+                bar.set_postfix_str(text[:80])
+                bar.update(min(round(units), bar.total - bar.n))
+            outcome = Pipeline(client, local, plan, ds, on_progress, on_rows).run()
+    return outcome, time.perf_counter() - start
+
+
+def export_all(names: list[str], formats: list, variants: list, exports: Path, ds, config: RunConfig = RunConfig(),
+               *, progress: bool = True, cluster: str | None = None, insecure: bool = False):
+    """Train what is missing, derive the variants, export every (model, variant) to every format
+    that applies to it, on the cluster; returns (manifests, failures, skipped), in the order of `names`."""
+    plan = Plan(names, formats, [], [], variants, Path(exports), config)
+    outcome, _ = execute(plan, ds, cluster=cluster, insecure=insecure, progress=progress)
+    if outcome.lost:
+        raise ClusterJobError(outcome.lost[0]["error"])
+    order = {n: i for i, n in enumerate(names)}
+    return tuple(sorted(items, key=lambda m: order.get(m.get("model"), len(order)))
+                 for items in (outcome.manifests, outcome.failures, outcome.skipped))
