@@ -55,6 +55,8 @@ def connect(address: str | None = None, *, insecure: bool = False, workers: int 
     import dask
     from distributed import Client, LocalCluster
     if address is None:
+        # a Ctrl-C stops the workers mid-job, and multiprocessing's tracker would then warn of their semaphores
+        os.environ.setdefault("PYTHONWARNINGS", "ignore:resource_tracker:UserWarning")
         # workers may start processes of their own (a runtime measured in a process of its own)
         with dask.config.set({"distributed.worker.daemon": False, "distributed.scheduler.work-stealing": False}):
             cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,

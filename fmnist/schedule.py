@@ -28,6 +28,7 @@ from fmnist.variants import BASE
 
 DEVICE_FORMATS = ("tflite", "tflite-int8", "onnx", "onnx-int8")  # what a device bundle carries by default
 SECONDS_PER_STEP = 0.002  # a rough training step (batch 32, one core) before any run has timed one
+RESCATTER_TRIES = 3  # a job whose data was lost with the only worker holding it is sent again, with the data
 SECONDS_PER_MEASURED_ROW = 1.5  # a rough row's measuring, for the time left
 
 
@@ -130,14 +131,14 @@ class Pipeline:
                                key=f"{what.replace(' ', '-')}-{time.monotonic_ns()}")
         self.tasks[future] = Task(what, resource, payload)
 
-    def _submit_family(self, name: str) -> None:
+    def _submit_family(self, name: str, tries: int = 0) -> None:
         p = self.plan
         client = self.local if name in self.here else self.client
         shipped = tasks.folder_files(p.exports, family_folders(name, p.variants))
         estimate = estimated_seconds(name, p)
         self._submit(client, f"train+export {name}", TRAINING, estimate, tasks.train_and_export,
                      name, p.formats, p.variants, p.config, self.specs, shipped, self._data(client),
-                     kind="family", name=name, units=estimate)
+                     kind="family", name=name, units=estimate, tries=tries)
 
     def _folders(self, name: str) -> list[Path]:
         """The model folders there are to measure (a user model's variant may be 'not made')."""
@@ -157,11 +158,19 @@ class Pipeline:
         kind = task.payload["kind"]
         self.outcome.jobs.append({"job": task.what, "status": "ok" if error is None else "error",
                                   **({"worker": future.result()["worker"], "seconds": future.result()["seconds"]}
-                                     if error is None and kind != "device" else {})})
+                                     if error is None and kind != "device" else {}),
+                                  **({"error": _reason(error)} if error is not None else {})})
         getattr(self, f"_{kind}_done")(future, task, error)
 
     def _family_done(self, future, task: Task, error) -> None:
         name = task.payload["name"]
+        client = self.local if name in self.here else self.client
+        data = self._scattered.get(id(client))
+        if future.status == "cancelled" and data is not None and data.status != "finished" and \
+                task.payload["tries"] < RESCATTER_TRIES:  # the worker that died held the only copy of the data
+            del self._scattered[id(client)]
+            self._submit_family(name, task.payload["tries"] + 1)
+            return
         if error is None:
             result = future.result()
             tasks.write_folders(self.plan.exports, result["changed"])

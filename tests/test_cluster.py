@@ -1,0 +1,183 @@
+"""The pipeline on a Dask cluster over loopback: a scheduler, a training worker from this
+environment, and two device workers (labels a and b) from a TensorFlow-free venv built here
+from the packages already installed (no network). Then the same with faults: the training
+worker killed in the middle of a job, and a device worker stopped."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import sysconfig
+import time
+from importlib import metadata
+from pathlib import Path
+
+import psutil
+import pytest
+from packaging.requirements import Requirement
+
+DEVICE_PACKAGES = ["numpy", "ai-edge-litert", "onnxruntime", "distributed"]  # README's device install
+SMALL = ["--epochs", "1", "--subset", "1000", "--no-qat", "--no-prune", "--format", "keras", "tflite", "tflite-int8",
+         "onnx", "--runtime", "keras", "litert", "onnxruntime", "--min-seconds", "0.01", "--quiet"]
+
+
+def _closure(names: list[str]) -> dict[str, metadata.Distribution]:
+    """These distributions and everything they require (extras aside), as installed here."""
+    found, todo = {}, list(names)
+    while todo:
+        dist = metadata.distribution(todo.pop())
+        key = dist.metadata["Name"].lower().replace("_", "-")
+        if key in found:
+            continue
+        found[key] = dist
+        for text in dist.requires or []:
+            requirement = Requirement(text)
+            if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
+                todo.append(requirement.name)
+    return found
+
+
+def tf_free_venv(where: Path) -> Path:
+    """A venv holding only the device packages and what they need, linked from this environment's
+    site-packages: its python is a device's. Returns that python."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(where)], check=True)
+    python = where / "bin" / "python"
+    site = Path(subprocess.check_output([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                                        text=True).strip())
+    dists = _closure(DEVICE_PACKAGES)
+    assert "tensorflow" not in dists and "tf-keras" not in dists
+    here = Path(sysconfig.get_paths()["purelib"]).resolve()
+    for dist in dists.values():
+        for file in dist.files or []:
+            top = file.parts[0]
+            source = Path(dist.locate_file(top)).resolve()
+            if top != ".." and source.parent == here and not (site / top).exists():
+                (site / top).symlink_to(source)
+    return python
+
+
+@pytest.fixture(scope="module")
+def device_python(tmp_path_factory):
+    python = tf_free_venv(tmp_path_factory.mktemp("device-venv"))
+    assert subprocess.run([str(python), "-c", "import tensorflow"], capture_output=True).returncode != 0
+    subprocess.run([str(python), "-c", "import numpy, ai_edge_litert, onnxruntime, distributed"], check=True)
+    return python
+
+
+class Cluster:
+    """A scheduler and workers on loopback, each a process of its own."""
+
+    def __init__(self, where: Path, device_python: Path):
+        self.file, self.processes = where / "scheduler.json", {}
+        self._start("scheduler", sys.executable, "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
+                    "--port", "0", "--no-dashboard", "--scheduler-file", str(self.file))
+        deadline = time.monotonic() + 60
+        while not self.file.is_file() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        self.address = json.loads(self.file.read_text())["address"]
+        self._start("trainer", sys.executable, "distributed.cli.dask_worker", "--nthreads", "1",
+                    "--resources", "fmnist=1", "--name", "trainer")
+        for label in ("a", "b"):
+            self._start(f"device-{label}", str(device_python), "distributed.cli.dask_worker", "--nthreads", "1",
+                        "--no-nanny", "--resources", f"device-{label}=1", "--name", f"device-{label}")
+        from distributed import Client
+        with Client(self.address, timeout=30) as client:
+            client.wait_for_workers(3, timeout=60)
+
+    def _start(self, name, python, module, *args):
+        worker = () if name == "scheduler" else ("--scheduler-file", str(self.file), "--no-dashboard")
+        self.processes[name] = subprocess.Popen([python, "-m", module, *args, *worker],
+                                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def trainer_worker(self) -> psutil.Process | None:
+        """The training worker's process (the nanny's child), once it runs."""
+        children = [c for c in psutil.Process(self.processes["trainer"].pid).children()
+                    if "spawn_main" in " ".join(c.cmdline())]  # not multiprocessing's resource tracker
+        return children[0] if children else None
+
+    def close(self):
+        for process in self.processes.values():
+            process.terminate()
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+@pytest.fixture
+def cluster(tmp_path, device_python):
+    running = Cluster(tmp_path, device_python)
+    yield running
+    running.close()
+
+
+def _bench(cluster, tmp_path, *extra) -> subprocess.Popen:
+    command = [sys.executable, "-c", "import sys; from fmnist.cli import bench_main; sys.exit(bench_main())",
+               "--cluster", cluster.address, "--model", "mlp4x2", "micro_cnn", *SMALL, *extra,
+               "--exports", str(tmp_path / "exports"), "--results", str(tmp_path / "results")]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _leftovers(*folders: Path) -> list[Path]:
+    return [p for folder in folders for p in folder.rglob(".*")]
+
+
+def test_a_run_on_a_cluster_trains_on_its_worker_and_measures_on_both_devices(cluster, tmp_path):
+    run = _bench(cluster, tmp_path, "--devices", "a", "b")
+    out, err = run.communicate(timeout=900)
+    assert run.returncode == 0, err
+    assert "Traceback" not in err
+    document = json.loads((tmp_path / "results" / "benchmark.json").read_text())
+    training = [j for j in document["jobs"] if j["job"].startswith("train+export")]
+    assert {j["job"] for j in training} == {"train+export mlp4x2", "train+export micro_cnn"}
+    assert {j["worker"] for j in training} == {"trainer"}
+    devices_page = (tmp_path / "results" / "devices.md").read_text()
+    for label in ("a", "b"):
+        result = json.loads((tmp_path / "results" / "devices" / f"{label}.json").read_text())
+        assert result["tensorflow_imported"] is False
+        ok = [r for r in result["records"] if r["status"] == "ok"]
+        assert {(r["model"], r["runtime"]) for r in ok} >= {("mlp4x2", "litert"), ("micro_cnn", "onnxruntime")}
+        assert re.search(rf"\b{label}\b", devices_page)
+    host = [r for r in document["records"] if r["machine"] == "host"]
+    assert host and all(r["status"] == "ok" for r in host)
+    assert not _leftovers(tmp_path / "exports", tmp_path / "results")
+
+
+def test_a_killed_training_worker_is_retried_and_a_device_that_left_is_unavailable(cluster, tmp_path):
+    run = _bench(cluster, tmp_path, "--devices")  # every device present when the run starts
+    killed, deadline = None, time.monotonic() + 300
+    while killed is None and time.monotonic() < deadline and run.poll() is None:
+        worker = cluster.trainer_worker()
+        if worker and worker.memory_info().rss > 400e6:  # TensorFlow imported: a training job is running
+            cluster.processes["device-b"].terminate()
+            worker.kill()
+            killed = worker.pid
+        time.sleep(0.2)
+    assert killed, "the training worker never started a job"
+    out, err = run.communicate(timeout=900)
+    assert run.returncode == 0, err
+    assert "Traceback" not in err
+    assert cluster.trainer_worker().pid != killed  # the nanny started a new worker, which took the job again
+    document = json.loads((tmp_path / "results" / "benchmark.json").read_text())
+    host = [r for r in document["records"] if r["machine"] == "host"]
+    assert {r["model"] for r in host if r["status"] == "ok"} == {"mlp4x2", "micro_cnn"}
+    a = json.loads((tmp_path / "results" / "devices" / "a.json").read_text())
+    b = json.loads((tmp_path / "results" / "devices" / "b.json").read_text())
+    assert any(r["status"] == "ok" for r in a["records"])
+    assert b["records"] and all(r["status"] == "unavailable" and "worker left" in r["error"] for r in b["records"])
+    assert not _leftovers(tmp_path / "exports", tmp_path / "results")
+
+
+def test_an_unreachable_or_insecure_cluster_is_one_line_and_exit_1(tmp_path):
+    for address, message in (("tcp://127.0.0.1:9", "cannot reach the cluster"),
+                             ("tcp://192.0.2.1:8786", "refusing a cluster beyond this machine without TLS")):
+        done = subprocess.run([sys.executable, "-c", "import sys; from fmnist.cli import bench_main; sys.exit(bench_main())",
+                               "--cluster", address, "--model", "mlp4x2", "--exports", str(tmp_path / "exports"),
+                               "--results", str(tmp_path / "results"), "--quiet"],
+                              capture_output=True, text=True, timeout=120, env={**os.environ})
+        assert done.returncode == 1, done.stderr
+        assert done.stderr.strip().count("\n") == 0 and message in done.stderr
+        assert not (tmp_path / "exports" / "mlp4x2").exists()
