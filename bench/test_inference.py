@@ -11,7 +11,7 @@ from conftest import job_id, load, require, slowed
 from fmnist import regression
 
 from fmnist import storage
-from fmnist.harness import overhead_check
+from fmnist.overhead import overhead_check
 from fmnist.runtimes import get_runtime
 from fmnist.metrics import (REGRESSION_MAX_DROP, REGRESSION_MIN_AGREEMENT, REGRESSION_SLACK, VALIDATION_IMAGES,
                             parity)
@@ -63,7 +63,7 @@ def test_parity_with_the_source_model(job, test_set):
 
 def test_harness_times_the_runtime_call_not_itself(tflite_job):
     """Interleaved rounds of the harness's loop and a bare `interpreter.invoke()` loop; fails only
-    when even the lower quartile of the paired ratios is over the limit (see harness.overhead_check)."""
+    when even the lower quartile of the paired ratios is over the limit (see overhead.overhead_check)."""
     require(tflite_job)
     result = overhead_check(Path(tflite_job.folder) / tflite_job.artifact)
     print(f"\n{tflite_job.meta['model']}: harness {result['harness_us']:.2f} µs, bare loop "

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from fmnist import cost, environment, report, storage
 from fmnist.config import RunConfig
-from fmnist.harness import Settings, finish_rows, overhead_check
+from fmnist.harness import Settings, finish_rows
+from fmnist.overhead import overhead_check
 from fmnist.jobs import NATIVE_FORMAT, collect_jobs
 from fmnist.rows import row
 from fmnist.runtimes import get_runtime
@@ -104,8 +105,11 @@ def _publish(plan, outcome, started, seconds: dict, overhead, results: Path, com
                 folders[folder.name] = folder
     jobs = collect_jobs(list(folders.values()), plan.measured_formats, plan.runtimes)
     records = export_failure_rows(outcome.failures, folders, plan.runtimes) + list(outcome.lost)
-    records += [outcome.rows[key] for runtime in plan.runtimes for job in jobs.get(runtime, [])
-                if (key := (runtime, job.folder, job.format)) in outcome.rows]
+    said = set()  # an unavailable runtime says so once, however many jobs it was handed
+    for key in [(runtime, job.folder, job.format) for runtime in plan.runtimes for job in jobs.get(runtime, [])]:
+        if key in outcome.rows and (key[0] not in said or outcome.rows[key]["status"] != "unavailable"):
+            records.append(outcome.rows[key])
+            said |= {key[0]} if outcome.rows[key]["status"] == "unavailable" else set()
     records = [{**r, "machine": environment.HOST_LABEL} for r in finish_rows(records)]
     summaries = [storage.training_summary(f) for f in folders.values()]
     costs = cost.run_cost([s for s, _ in summaries], seconds, started, cost.dense_gflops() if complete else None, wall)

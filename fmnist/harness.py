@@ -196,19 +196,45 @@ def run_runtime(name: str, jobs: list[Job], data_dir: str | None, settings: Sett
     for job in _progress(jobs, f"bench {name}", progress):
         record = row(**job.meta, format=job.format, **described, artifact_sha256=job.sha256)
         try:
-            figures, record["reused"] = _measure_or_reuse(runtime, job, images, labels, settings, described)
-            if runtime.kind == "estimate":
-                record.update(status="estimated", error=None, kind=runtime.kind, **figures)
-            else:
-                reasons = flags(figures) + record.get("variant_flags", [])
-                record.update(status="ok", error=None, kind=runtime.kind, **figures, flagged=bool(reasons),
-                              flag_reasons=reasons)
+            _with_figures(record, runtime, *_measure_or_reuse(runtime, job, images, labels, settings, described))
         except StorageError as e:
             record.update(status="error", error=str(e))
         except Exception as e:  # a runtime that cannot run one artifact must not stop the others
             record.update(status="error", error=f"{type(e).__name__}: {str(e).splitlines()[0][:300]}")
         records.append(record)
     return records
+
+
+def _with_figures(record: dict, runtime, figures: dict, reused: bool) -> dict:
+    if runtime.kind == "estimate":
+        record.update(status="estimated", error=None, kind=runtime.kind, **figures)
+    else:
+        reasons = flags(figures) + record.get("variant_flags", [])
+        record.update(status="ok", error=None, kind=runtime.kind, **figures, flagged=bool(reasons),
+                      flag_reasons=reasons)
+    record["reused"] = reused
+    return record
+
+
+def reused_row(name: str, job: Job, settings: Settings) -> dict | None:
+    """The job's row from figures measured before on this very file (same key), read without
+    starting the runtime's process: what a warm run reads instead of measuring. None when it must
+    be measured (nothing reusable, a GPU runtime whose GPU may have gone, a file that changed)."""
+    from fmnist.runtimes import get_runtime
+    from fmnist.storage import cached_measurement
+    runtime = get_runtime(name)
+    if not settings.reuse_figures or runtime.device == "gpu" or runtime.unavailable():
+        return None
+    described = {"runtime": name, "device": runtime.device, **runtime.describe()}
+    try:
+        verified_path(Path(job.folder), job.artifact, job.sha256, job.files)
+        figures = cached_measurement(Path(job.folder), name, measurement_key(runtime, job, settings, described))
+    except StorageError:
+        return None
+    if figures is None:
+        return None
+    return _with_figures(row(**job.meta, format=job.format, **described, artifact_sha256=job.sha256), runtime,
+                         figures, True)
 
 
 def measurement_key(runtime, job: Job, settings: Settings, described: dict) -> str:
@@ -320,55 +346,6 @@ def agreements(rows: list[dict], runtime: str, reference_runtime: str) -> None:
             theirs = predictions.get(r["artifact_sha256"])
             r[runtime][f"agreement_with_{reference_runtime}"] = (
                 float(np.mean(theirs == r["top1"])) if theirs is not None and len(theirs) == len(r["top1"]) else None)
-
-
-OVERHEAD_LIMIT = 1.10  # the harness may cost at most 10% over a bare loop ...
-OVERHEAD_QUANTILE = 25  # ... in at least three rounds of four: noise hits both sides of a pair alike
-
-
-def overhead_check(path: Path, rounds: int = 40, round_seconds: float = 0.01) -> dict:
-    """The harness's timed loop against a bare `interpreter.invoke()` loop on the same TFLite file,
-    interleaved in short rounds (A B B A ...) so a busy machine slows both alike. Each round pairs
-    the two loops' mean time per call; the ratio is the median of the pairs' ratios.
-    `exceeds` is true only when even the pairs' lower quartile is above OVERHEAD_LIMIT: an overhead
-    the noise cannot explain."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    from fmnist.runtimes import get_runtime
-    session = get_runtime("litert").load(path, "tflite", threads=1)
-    session.bind(np.zeros((1, 28, 28), dtype=np.float32))
-    bare = Interpreter(model_path=str(path), num_threads=1)
-    bare.allocate_tensors()
-    invoke = bare.invoke
-    for _ in range(200):
-        session.invoke()
-        invoke()
-    calls = max(50, int(round_seconds * 1e6 / max(latency_stats(time_calls(session.invoke, 50, 0, 50))["p50"], 0.1)))
-
-    def harness_round():  # the mean per call, as the bare loop's: like is compared with like
-        return latency_stats(time_calls(session.invoke, calls, 0, calls))["mean"]
-
-    def bare_round():
-        start = time.perf_counter_ns()
-        for _ in range(calls):
-            invoke()
-        return (time.perf_counter_ns() - start) / calls / 1e3
-
-    pairs = []
-    for i in range(rounds):
-        if i % 2:
-            b, h = bare_round(), harness_round()
-        else:
-            h, b = harness_round(), bare_round()
-        pairs.append((h, b))
-    ratios = np.array([h / b for h, b in pairs])
-    low = float(np.percentile(ratios, OVERHEAD_QUANTILE))
-    return {"artifact": str(path), "rounds": rounds, "calls_per_round": calls,
-            "harness_us": float(np.median([h for h, _ in pairs])),
-            "bare_loop_us": float(np.median([b for _, b in pairs])),
-            "ratio": float(np.median(ratios)), "ratio_lower_quartile": low,
-            "ratio_upper_quartile": float(np.percentile(ratios, 100 - OVERHEAD_QUANTILE)),
-            "limit": OVERHEAD_LIMIT, "exceeds": low > OVERHEAD_LIMIT}
 
 
 def finish_rows(records: list[dict]) -> list[dict]:

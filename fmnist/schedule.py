@@ -20,7 +20,7 @@ from pathlib import Path
 from fmnist import storage, tasks
 from fmnist.cluster import DEVICE_PREFIX, TRAINING, Task, WorkerLeft, drive
 from fmnist.config import RunConfig
-from fmnist.harness import Settings
+from fmnist.harness import Settings, reused_row
 from fmnist.jobs import collect_jobs
 from fmnist.rows import row
 from fmnist.runtimes import get_runtime
@@ -148,7 +148,12 @@ class Pipeline:
     def _submit_measuring(self, names: list[str], runtimes: list[str], priority: float) -> None:
         jobs = collect_jobs([f for n in names for f in self._folders(n)], self.plan.measured_formats, runtimes)
         for runtime in runtimes:
-            if jobs.get(runtime):
+            for job in jobs.get(runtime, []):  # a row measured before on this very file is read here, not measured
+                reused = reused_row(runtime, job, self.plan.settings)
+                if reused is not None:
+                    self.outcome.rows[(runtime, job.folder, job.format)] = reused
+            jobs[runtime] = [j for j in jobs.get(runtime, []) if (runtime, j.folder, j.format) not in self.outcome.rows]
+            if jobs[runtime]:
                 self._submit(self.local, f"measure {runtime} {' '.join(names) if len(names) == 1 else 'all'}",
                              TRAINING, priority, tasks.measure, runtime, jobs[runtime], self.plan.data_dir,
                              self.plan.settings, 1 if not whole_machine(runtime) else None,

@@ -181,3 +181,40 @@ def test_an_unreachable_or_insecure_cluster_is_one_line_and_exit_1(tmp_path):
         assert done.returncode == 1, done.stderr
         assert done.stderr.strip().count("\n") == 0 and message in done.stderr
         assert not (tmp_path / "exports" / "mlp4x2").exists()
+
+
+def test_a_cluster_over_tls_runs_with_distributed_security_settings(tmp_path):
+    """README's TLS commands on loopback: a scheduler and a training worker with a certificate, and
+    fmnist-bench given the same through distributed's settings (environment variables)."""
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-days", "1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    tls = ["--tls-ca-file", str(cert), "--tls-cert", str(cert), "--tls-key", str(key)]
+    file = tmp_path / "scheduler.json"
+    processes = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--protocol", "tls",
+                                   "--host", "127.0.0.1", "--port", "0", "--no-dashboard", "--scheduler-file", str(file),
+                                   *tls], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    try:
+        deadline = time.monotonic() + 60
+        while not file.is_file() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        address = json.loads(file.read_text())["address"]
+        assert address.startswith("tls://")
+        processes.append(subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", "--scheduler-file",
+                                           str(file), "--nthreads", "1", "--resources", "fmnist=1", "--no-dashboard",
+                                           *tls], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        env = {**os.environ, "DASK_DISTRIBUTED__COMM__TLS__CA_FILE": str(cert),
+               "DASK_DISTRIBUTED__COMM__TLS__CLIENT__CERT": str(cert), "DASK_DISTRIBUTED__COMM__TLS__CLIENT__KEY": str(key)}
+        done = subprocess.run([sys.executable, "-c", "import sys; from fmnist.cli import bench_main; sys.exit(bench_main())",
+                               "--cluster", address, "--model", "mlp4x2", "--epochs", "1", "--subset", "500", "--no-qat",
+                               "--no-prune", "--format", "tflite", "--runtime", "litert", "--min-seconds", "0.01",
+                               "--quiet", "--exports", str(tmp_path / "exports"), "--results", str(tmp_path / "results")],
+                              capture_output=True, text=True, timeout=600, env=env)
+        assert done.returncode == 0, done.stderr
+        document = json.loads((tmp_path / "results" / "benchmark.json").read_text())
+        assert [r["status"] for r in document["records"]] == ["ok"]
+        assert any(j["job"] == "train+export mlp4x2" and j["worker"] != "this process" for j in document["jobs"])
+    finally:
+        for process in processes:
+            process.terminate()
+            process.wait(timeout=30)
