@@ -12,6 +12,7 @@ from fmnist.config import RunConfig
 from fmnist.harness import Settings, finish_rows
 from fmnist.overhead import overhead_check
 from fmnist.jobs import NATIVE_FORMAT, collect_jobs
+from fmnist.plan import Plan
 from fmnist.rows import row
 from fmnist.runtimes import get_runtime
 from fmnist.variants import BASE
@@ -61,7 +62,7 @@ def run(names: list[str], formats: list[str], runtimes: list[str], variants: lis
     runtimes = measured_runtimes(formats, runtimes)
     started = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
     ds = data.load(data_dir)
-    plan = schedule.Plan(names, [export.get_format(f) for f in formats if f != NATIVE_FORMAT], formats, runtimes,
+    plan = Plan(names, [export.get_format(f) for f in formats if f != NATIVE_FORMAT], formats, runtimes,
                          variants, Path(exports), config, settings, str(data_dir) if data_dir else None, devices)
     last = [time.monotonic()]
 

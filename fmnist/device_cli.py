@@ -6,7 +6,7 @@ from pathlib import Path
 
 from fmnist.arguments import OneLineParser, user_model_options
 from fmnist.cli import MODEL_HELP, _checked, _guarded, _list, _models, _writable
-from fmnist.schedule import DEVICE_FORMATS
+from fmnist.plan import DEVICE_FORMATS
 
 
 @_guarded

@@ -12,82 +12,24 @@ a device that leaves gives "unavailable" rows; every finished row is kept.
 """
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from fmnist import storage, tasks
+from fmnist import environment, storage, tasks
+from fmnist.atomic import write_json
 from fmnist.cluster import DEVICE_PREFIX, TRAINING, Task, WorkerLeft, drive
 from fmnist.config import RunConfig
-from fmnist.harness import Settings, reused_row
+from fmnist.harness import reused_row
 from fmnist.jobs import collect_jobs
+from fmnist.plan import (DEVICE_FORMATS, RESCATTER_TRIES, SECONDS_PER_MEASURED_ROW, VERDICTS_DIR, Outcome, Plan,
+                         estimated_seconds, family_folders, package_digest, whole_machine)
 from fmnist.rows import row
 from fmnist.runtimes import get_runtime
 from fmnist.variants import BASE
-
-DEVICE_FORMATS = ("tflite", "tflite-int8", "onnx", "onnx-int8")  # what a device bundle carries by default
-SECONDS_PER_STEP = 0.002  # a rough training step (batch 32, one core) before any run has timed one
-RESCATTER_TRIES = 3  # a job whose data was lost with the only worker holding it is sent again, with the data
-SECONDS_PER_MEASURED_ROW = 1.5  # a rough row's measuring, for the time left
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What a run asks for."""
-    names: list
-    formats: list             # the export formats (Format objects)
-    measured_formats: list    # names, `keras` (the trained model itself) included
-    runtimes: list
-    variants: list
-    exports: Path
-    config: RunConfig = RunConfig()
-    settings: Settings = Settings()
-    data_dir: str | None = None
-    devices: tuple | None = ()  # device labels to measure on (None: every device worker present)
-
-
-@dataclass
-class Outcome:
-    """What the jobs gave back, as they finished."""
-    manifests: list = field(default_factory=list)
-    failures: list = field(default_factory=list)
-    skipped: list = field(default_factory=list)
-    rows: dict = field(default_factory=dict)        # (runtime, artifact folder, format) -> row
-    lost: list = field(default_factory=list)        # error rows of jobs that never finished
-    devices: list = field(default_factory=list)     # device results (the runner's JSON)
-    jobs: list = field(default_factory=list)        # {"job", "worker", "seconds", "status"}
-
-
-def family_folders(name: str, variants: list) -> list[str]:
-    """The exports/ folders one model's training and export may write."""
-    return [storage.model_dir(Path(), name, v.name).as_posix() for v in [BASE, *variants]] + \
-        [f"{storage.SWEEP_DIR}/{name}"]
-
-
-def estimated_seconds(name: str, plan: Plan) -> float:
-    """A model's training and export, for longest-first order and the time left: what training took
-    last time (its records), else its recipe's steps at a rough cost per step."""
-    from fmnist.models import get_spec
-    spent = []
-    for folder in family_folders(name, plan.variants):
-        try:
-            spent.append(storage.read_record(plan.exports / folder)["train_seconds"])
-        except (storage.StorageError, KeyError):
-            pass
-    if spent:
-        return sum(spent) + 2.0 * len(plan.formats)
-    recipe = get_spec(name).recipe
-    images = plan.config.subset or 60_000
-    epochs = (plan.config.epochs or recipe.epochs) + (recipe.lr_sweep.epochs if recipe.lr_sweep else 0)
-    steps = epochs * images / recipe.batch_size * (1 + 0.3 * len(plan.variants))
-    return steps * SECONDS_PER_STEP * (1 + 4 * str(get_spec(name).layers).count("Conv")) + 2.0 * len(plan.formats)
-
-
-def whole_machine(runtime: str) -> bool:
-    """A runtime measured alone (it uses every core, or its timing would feel a training beside it)."""
-    return not get_runtime(runtime).single_threaded
-
 
 def _error_row(model: str, what: str, why: str) -> dict:
     return row(model=model, variant="base", status="error", error=f"{what} did not finish: {why}")
@@ -105,6 +47,7 @@ class Pipeline:
         self.specs = user_specs()
         self.here = {n for n in plan.names if (get_spec(n).origin or {}).get("kind") in ("keras-file", "onnx-file")}
         self.families_left = len(plan.names)
+        self._whole_machine_started = False
         self.whole_machine = [r for r in plan.runtimes if whole_machine(r)]
         self._scattered = {}
 
@@ -135,10 +78,28 @@ class Pipeline:
         p = self.plan
         client = self.local if name in self.here else self.client
         shipped = tasks.folder_files(p.exports, family_folders(name, p.variants))
+        verdict = None if p.config.force else _read_json(self._verdict_path(name))
+        if verdict and verdict.get("key") == self._family_key(shipped):  # nothing it would do: its verdict stands
+            self.outcome.jobs.append({"job": f"train+export {name}", "status": "reused"})
+            return self._family_finished(name, verdict)
         estimate = estimated_seconds(name, p)
         self._submit(client, f"train+export {name}", TRAINING, estimate, tasks.train_and_export,
                      name, p.formats, p.variants, p.config, self.specs, shipped, self._data(client),
                      kind="family", name=name, units=estimate, tries=tries)
+
+    def _verdict_path(self, name: str) -> Path:
+        return self.plan.exports / VERDICTS_DIR / f"{name}.json"
+
+    def _family_key(self, shipped: dict) -> str:
+        """A model's training and export job, as content: its folders' files (measurements aside, which
+        it never reads), what it is asked, the library versions and the package's code."""
+        p = self.plan
+        files = {folder: {n: hashlib.sha256(d).hexdigest() for n, d in found.items()
+                          if not n.endswith((".measured.json", ".top1.npy"))} for folder, found in shipped.items()}
+        return storage.cache_key({"files": files, "formats": [(f.name, f.settings()) for f in p.formats],
+                                  "variants": [v.as_dict() for v in p.variants], "config": dataclasses.asdict(p.config),
+                                  "specs": [repr(s) for s in self.specs], "versions": environment.versions(),
+                                  "code": package_digest()})
 
     def _folders(self, name: str) -> list[Path]:
         """The model folders there are to measure (a user model's variant may be 'not made')."""
@@ -179,17 +140,34 @@ class Pipeline:
         if error is None:
             result = future.result()
             tasks.write_folders(self.plan.exports, result["changed"])
-            for key in ("manifests", "failures", "skipped"):
-                getattr(self.outcome, key).extend(result[key])
-            if self.plan.runtimes:
-                self._submit_measuring([name], [r for r in self.plan.runtimes if not whole_machine(r)], 0)
-        elif isinstance(error, (WorkerLeft, _killed_worker())):
-            self.outcome.lost.append(_error_row(name, f"training and export of {name}", _reason(error)))
-        else:
+            if not any("fmnist error" in f["error"] for f in result["failures"]):  # a bug of ours is never kept
+                shipped = tasks.folder_files(self.plan.exports, family_folders(name, self.plan.variants))
+                write_json(self._verdict_path(name), {"key": self._family_key(shipped),
+                                                      **{k: result[k] for k in ("manifests", "failures", "skipped")}})
+            return self._family_finished(name, result, task.payload["units"])
+        if not isinstance(error, (WorkerLeft, _killed_worker())):
             raise error
-        self.on_progress(f"{name} exported", task.payload["units"])
+        self.outcome.lost.append(_error_row(name, f"training and export of {name}", _reason(error)))
+        self.on_progress(f"{name} lost", task.payload["units"])
         self.families_left -= 1
-        if self.families_left == 0:
+        self._maybe_whole_machine()
+
+    def _family_finished(self, name: str, result: dict, units: float = 0.0) -> None:
+        """A model's artifacts are in exports/: its one-core measuring starts now."""
+        for key in ("manifests", "failures", "skipped"):
+            getattr(self.outcome, key).extend(result[key])
+        if self.plan.runtimes:
+            self._submit_measuring([name], [r for r in self.plan.runtimes if not whole_machine(r)], 0)
+        self.on_progress(f"{name} exported", units)
+        self.families_left -= 1
+        self._maybe_whole_machine()
+
+    def _maybe_whole_machine(self) -> None:
+        """Once every model is exported and nothing else measures here, the whole-machine phase."""
+        one_core = [t for t in self.tasks.values() if t.payload["kind"] == "measure" and not t.handled
+                    and not whole_machine(t.payload["runtime"])]
+        if self.families_left == 0 and not one_core and not self._whole_machine_started:
+            self._whole_machine_started = True
             self._start_whole_machine()
 
     def _start_whole_machine(self) -> None:
@@ -223,6 +201,8 @@ class Pipeline:
         self.on_rows(self.outcome)
         if whole_machine(runtime):
             self._next_whole_machine()
+        else:
+            self._maybe_whole_machine()
 
     def _submit_device(self, label: str, names: list[str]) -> None:
         import cloudpickle
@@ -246,7 +226,7 @@ class Pipeline:
         if error is None:
             with tempfile.TemporaryDirectory(prefix="fmnist-device-") as where:  # checked as `merge` checks a file
                 path = Path(where) / f"{label}.json"
-                path.write_text(__import__("json").dumps(future.result()))
+                path.write_text(json.dumps(future.result()))
                 result = bundle.read_device_result(path, self.plan.exports)
         else:
             result = unavailable_device(label, task.payload["formats"], self.plan.runtimes, _reason(error))
@@ -265,6 +245,13 @@ def unavailable_device(label: str, formats: list[str], runtimes: list[str], why:
             "machine": {**{k: None for k in environment.machine(label)}, "label": label},
             "environment": None, "settings": None, "tensorflow_imported": None,
             "records": records, "records_sha256": records_digest(records)}
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
 
 
 class ClusterJobError(storage.StorageError):
@@ -306,6 +293,8 @@ def execute(plan: Plan, ds, *, cluster: str | None = None, insecure: bool = Fals
                                f"{', '.join(present) or 'none'}); start one with dask worker ADDRESS --resources "
                                f"\"{DEVICE_PREFIX}{missing[0]}=1\"")
         plan = dataclasses.replace(plan, devices=tuple(present if plan.devices is None else plan.devices))
+        if plan.devices and not set(DEVICE_FORMATS) & set(plan.measured_formats):
+            raise ClusterError(f"devices measure {', '.join(DEVICE_FORMATS)}, and none of them was selected")
         rows = len(plan.names) * (1 + len(plan.variants)) * len(plan.measured_formats) * SECONDS_PER_MEASURED_ROW
         total = sum(estimated_seconds(n, plan) for n in plan.names) + (rows if plan.runtimes else 0)
         with tqdm(total=round(total), desc="run", unit="s", disable=not progress,
