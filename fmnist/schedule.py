@@ -113,12 +113,18 @@ class Pipeline:
                 reused = reused_row(runtime, job, self.plan.settings)
                 if reused is not None:
                     self.outcome.rows[(runtime, job.folder, job.format)] = reused
-            jobs[runtime] = [j for j in jobs.get(runtime, []) if (runtime, j.folder, j.format) not in self.outcome.rows]
-            if jobs[runtime]:
-                self._submit(self.local, f"measure {runtime} {' '.join(names) if len(names) == 1 else 'all'}",
-                             TRAINING, priority, tasks.measure, runtime, jobs[runtime], self.plan.data_dir,
-                             self.plan.settings, 1 if not whole_machine(runtime) else None,
-                             kind="measure", runtime=runtime, jobs=jobs[runtime])
+            todo = [j for j in jobs.get(runtime, []) if (runtime, j.folder, j.format) not in self.outcome.rows]
+            if whole_machine(runtime):
+                units = {"all" if len(names) > 1 else names[0]: todo} if todo else {}
+            else:  # one job per source model (a runtime's twins share a process), the most MACs first
+                units = {}
+                for job in sorted(todo, key=lambda j: -(j.meta.get("macs") or 0)):
+                    units.setdefault(Path(job.reference).name, []).append(job)
+            for what, unit in units.items():
+                self._submit(self.local, f"measure {runtime} {what}", TRAINING,
+                             priority + (unit[0].meta.get("macs") or 0) / 1e9, tasks.measure, runtime, unit,
+                             self.plan.data_dir, self.plan.settings, None if whole_machine(runtime) else 1,
+                             kind="measure", runtime=runtime, jobs=unit)
 
     def _done(self, future, task: Task, error) -> None:
         kind = task.payload["kind"]

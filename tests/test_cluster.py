@@ -218,3 +218,21 @@ def test_a_cluster_over_tls_runs_with_distributed_security_settings(tmp_path):
         for process in processes:
             process.terminate()
             process.wait(timeout=30)
+
+
+def test_an_unchanged_model_is_not_sent_to_a_worker_again(tmp_path, dataset):
+    """A model's training-and-export verdict is kept by content (its folders' files, what it was
+    asked, the code): a warm run sends it to no worker; a changed file sends it again."""
+    from fmnist import export, schedule, storage
+    from fmnist.config import RunConfig
+    from fmnist.plan import Plan
+    plan = Plan(["mlp4x2"], [export.get_format("tflite")], [], [], [], tmp_path, RunConfig(epochs=1, subset=500))
+    first, _ = schedule.execute(plan, dataset, progress=False)
+    second, _ = schedule.execute(plan, dataset, progress=False)
+    assert [j["status"] for j in first.jobs] == ["ok"] and [j["status"] for j in second.jobs] == ["reused"]
+    assert second.manifests == first.manifests
+    artifact = tmp_path / "mlp4x2" / "tflite" / first.manifests[0]["artifact"]
+    artifact.write_bytes(b"not a model")
+    third, _ = schedule.execute(plan, dataset, progress=False)
+    assert [j["status"] for j in third.jobs] == ["ok"]
+    assert storage.file_sha256(artifact) == third.manifests[0]["sha256"]
