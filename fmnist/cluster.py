@@ -81,6 +81,20 @@ def connect(address: str | None = None, *, insecure: bool = False, workers: int 
         client.close()
 
 
+class OnDemand:
+    """A LocalCluster's client, started at its first use: a run with nothing to send (every job's
+    verdict and every row reused) starts no cluster. `on_start(client)` runs once it is up."""
+
+    def __init__(self, stack: contextlib.ExitStack, on_start=lambda client: None):
+        self._stack, self._on_start, self._client = stack, on_start, None
+
+    def __getattr__(self, name):
+        if self._client is None:
+            self._client = self._stack.enter_context(connect(None))
+            self._on_start(self._client)
+        return getattr(self._client, name)
+
+
 def offered(client) -> dict[str, int]:
     """How many workers offer each resource now."""
     counts: dict[str, int] = {}

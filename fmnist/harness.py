@@ -6,6 +6,7 @@ with the peak-RSS counter reset before each (Linux: /proc/self/clear_refs).
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import gc
@@ -276,11 +277,13 @@ def _run_unit(task, jobs: tuple) -> list[dict]:
     return [task(job) for job in jobs]
 
 
-def _in_processes(task, units: list[tuple], workers: int, bar) -> tuple[dict, list]:
+def _in_processes(task, units: list[tuple], workers: int, bar, pool=None) -> tuple[dict, list]:
     """({id(job): task(job)}, jobs lost to a process that died): each unit (a tuple of jobs, run in
-    turn in one process) goes to one of `workers` spawned processes, which take unit after unit."""
+    turn in one process) goes to one of `workers` spawned processes, which take unit after unit;
+    or to `pool`, a process pool the caller keeps (and shuts down)."""
     rows, lost = {}, []
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with contextlib.nullcontext(pool) if pool else \
+            ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = {pool.submit(_run_unit, task, unit): unit for unit in units}
         for future in as_completed(futures):
             unit = futures[future]
@@ -306,14 +309,15 @@ def _units(runtime, jobs: list[Job], workers: int) -> list[tuple]:
 
 
 def run_isolated(name: str, jobs: list[Job], data_dir, settings: Settings, progress: bool = True,
-                 task=measure_one, processes: int | None = None) -> list[dict]:
+                 task=measure_one, processes: int | None = None, pool=None) -> list[dict]:
     """run_runtime in freshly spawned processes: a clean memory baseline, and no library of another
     runtime loaded beside it. One process takes unit after unit of jobs (_units); a single-threaded
     runtime gets one process per core. A process that dies (a runtime's segfault) costs only the job
     that killed it: the jobs it took down with it run again, each alone, and the one that kills its
     process again is an error row. Rows come back in the order of `jobs`. `task(name, data_dir,
     settings, job)` is what each process runs for a job (a test hands in one that crashes);
-    `processes` caps the processes at once (a cluster's worker holds one core)."""
+    `processes` caps the processes at once (a cluster's worker holds one core); `pool`, a one-process
+    pool of the caller's, is used instead of new processes (a worker keeps one per runtime)."""
     from fmnist.runtimes import get_runtime
     runtime = get_runtime(name)
     data_dir = str(data_dir) if data_dir else None
@@ -322,7 +326,8 @@ def run_isolated(name: str, jobs: list[Job], data_dir, settings: Settings, progr
     workers = min(len(jobs), processes or os.cpu_count() or 1) if runtime.single_threaded else 1
     run = functools.partial(task, name, data_dir, settings)
     with _progress(None, f"bench {name}", progress, total=len(jobs)) as bar:
-        rows, lost = _in_processes(run, _units(runtime, jobs, workers), max(workers, 1), bar)
+        rows, lost = _in_processes(run, _units(runtime, jobs, workers), max(workers, 1), bar,
+                                   pool if workers <= 1 else None)
         for job in lost:
             again, crashed = _in_processes(run, [(job,)], 1, bar)
             rows.update(again)

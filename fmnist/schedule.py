@@ -63,9 +63,8 @@ class Pipeline:
         try:
             drive(self.client, self.tasks, self._done)
         except BaseException:  # Ctrl-C, or a bug: nothing keeps running on the cluster
-            self.client.cancel(list(self.tasks))
-            if self.local is not self.client:
-                self.local.cancel([f for f in self.tasks if f.client is self.local])
+            for future in self.tasks:
+                future.cancel()
             raise
         return self.outcome
 
@@ -124,7 +123,7 @@ class Pipeline:
                 self._submit(self.local, f"measure {runtime} {what}", TRAINING,
                              priority + (unit[0].meta.get("macs") or 0) / 1e9, tasks.measure, runtime, unit,
                              self.plan.data_dir, self.plan.settings, None if whole_machine(runtime) else 1,
-                             kind="measure", runtime=runtime, jobs=unit)
+                             tasks.users_environment(), kind="measure", runtime=runtime, jobs=unit)
 
     def _done(self, future, task: Task, error) -> None:
         kind = task.payload["kind"]
@@ -287,12 +286,20 @@ def execute(plan: Plan, ds, *, cluster: str | None = None, insecure: bool = Fals
 
     from tqdm import tqdm
 
-    from fmnist.cluster import ClusterError, connect, device_labels
+    from fmnist.cluster import ClusterError, OnDemand, connect, device_labels
     start = time.perf_counter()
     with contextlib.ExitStack() as stack:
-        client = stack.enter_context(connect(cluster, insecure=insecure))  # unreachable: one line, before any work
-        local = client if cluster is None else stack.enter_context(connect(None))
-        present = device_labels(client)
+        bar = stack.enter_context(tqdm(desc="run", unit="s", disable=not progress,
+                                       bar_format="{desc}: {percentage:3.0f}%|{bar:20}| {elapsed}<{remaining} {postfix}"))
+
+        def show_progress(client):  # the workers' progress lines: an epoch, an artifact
+            client.subscribe_topic(tasks.PROGRESS_TOPIC, lambda event: bar.set_postfix_str(str(event[1])[:80]))
+        local = OnDemand(stack, show_progress)  # started when a job is sent: a warm run may send none
+        client = local
+        if cluster is not None:
+            client = stack.enter_context(connect(cluster, insecure=insecure))  # unreachable: one line, before work
+            show_progress(client)
+        present = device_labels(client) if cluster is not None else []
         missing = [d for d in plan.devices or () if d not in present]
         if missing:
             raise ClusterError(f"no device worker {', '.join(missing)} in the cluster (present: "
@@ -302,16 +309,12 @@ def execute(plan: Plan, ds, *, cluster: str | None = None, insecure: bool = Fals
         if plan.devices and not set(DEVICE_FORMATS) & set(plan.measured_formats):
             raise ClusterError(f"devices measure {', '.join(DEVICE_FORMATS)}, and none of them was selected")
         rows = len(plan.names) * (1 + len(plan.variants)) * len(plan.measured_formats) * SECONDS_PER_MEASURED_ROW
-        total = sum(estimated_seconds(n, plan) for n in plan.names) + (rows if plan.runtimes else 0)
-        with tqdm(total=round(total), desc="run", unit="s", disable=not progress,
-                  bar_format="{desc}: {percentage:3.0f}%|{bar:20}| {elapsed}<{remaining} {postfix}") as bar:
-            for each in {id(c): c for c in (client, local)}.values():
-                each.subscribe_topic(tasks.PROGRESS_TOPIC, lambda event: bar.set_postfix_str(str(event[1])[:80]))
+        bar.total = round(sum(estimated_seconds(n, plan) for n in plan.names) + (rows if plan.runtimes else 0))
 
-            def on_progress(text, units):
-                bar.set_postfix_str(text[:80])
-                bar.update(min(round(units), bar.total - bar.n))
-            outcome = Pipeline(client, local, plan, ds, on_progress, on_rows).run()
+        def on_progress(text, units):
+            bar.set_postfix_str(text[:80])
+            bar.update(min(round(units), bar.total - bar.n))
+        outcome = Pipeline(client, local, plan, ds, on_progress, on_rows).run()
     return outcome, time.perf_counter() - start
 
 

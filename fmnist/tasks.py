@@ -9,6 +9,7 @@ artifacts and rows they are, through the harness's isolated processes as before.
 from __future__ import annotations
 
 import hashlib
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -99,9 +100,62 @@ def train_and_export(name: str, formats: list, variants: list, config, user_spec
             "worker": _worker_name(), "seconds": time.perf_counter() - start}
 
 
-def measure(runtime: str, jobs: list, data_dir, settings, processes: int | None = None) -> dict:
-    """One runtime's rows for these jobs, each measured in a process of the harness's own."""
+# What a Dask nanny sets in its worker's environment (one BLAS thread, an eager malloc trim): right
+# for a worker that trains on one core, wrong for a runtime being measured, which must see the user's.
+WORKER_ENVIRONMENT = ("MALLOC_TRIM_THRESHOLD_", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def users_environment() -> dict:
+    """The variables of WORKER_ENVIRONMENT as the user's command has them (None: unset)."""
+    return {name: os.environ.get(name) for name in WORKER_ENVIRONMENT}
+
+
+def measure(runtime: str, jobs: list, data_dir, settings, processes: int | None = None,
+            environment: dict | None = None) -> dict:
+    """One runtime's rows for these jobs, each measured in a process of the harness's own, started
+    with the user's `environment` (users_environment()) rather than this worker's."""
     from fmnist.harness import run_isolated
     start = time.perf_counter()
-    rows = run_isolated(runtime, jobs, data_dir, settings, progress=False, processes=processes)
+    saved = {name: os.environ.get(name) for name in environment or {}}
+    try:
+        _set_environment(environment or {})
+        rows = run_isolated(runtime, jobs, data_dir, settings, progress=False, processes=processes,
+                            pool=_measuring_pool(runtime))
+    finally:
+        _set_environment(saved)
     return {"rows": rows, "worker": _worker_name(), "seconds": time.perf_counter() - start}
+
+
+_POOLS: dict = {}  # runtime -> this worker's measuring process for it
+
+
+def _measuring_pool(runtime: str):
+    """One spawned measuring process per runtime for this worker's life: it imports its runtime and
+    reads the test set once, not once a job (a process per job cost ~3 s each, measured). A process
+    that died is replaced."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    pool = _POOLS.get(runtime)
+    if pool is None or getattr(pool, "_broken", False):
+        pool = _POOLS[runtime] = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                                                     initializer=_exit_with, initargs=(os.getpid(),))
+    return pool
+
+
+def _exit_with(parent: int) -> None:
+    """In a measuring process: end when the worker that started it ends (killed, it cannot say so)."""
+    import threading
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def _set_environment(values: dict) -> None:
+    for name, value in values.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
