@@ -235,4 +235,6 @@ def test_an_unchanged_model_is_not_sent_to_a_worker_again(tmp_path, dataset):
     artifact.write_bytes(b"not a model")
     third, _ = schedule.execute(plan, dataset, progress=False)
     assert [j["status"] for j in third.jobs] == ["ok"]
-    assert storage.file_sha256(artifact) == third.manifests[0]["sha256"]
+    manifest = third.manifests[0]
+    assert artifact.read_bytes() != b"not a model"  # exported again, and the file is the one its manifest describes
+    storage.verified_path(artifact.parent, manifest["artifact"], manifest["sha256"], manifest["files"])
