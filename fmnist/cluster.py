@@ -58,7 +58,12 @@ def connect(address: str | None = None, *, insecure: bool = False, workers: int 
         # a Ctrl-C stops the workers mid-job, and multiprocessing's tracker would then warn of their semaphores
         os.environ.setdefault("PYTHONWARNINGS", "ignore:resource_tracker:UserWarning")
         # workers may start processes of their own (a runtime measured in a process of its own)
-        with dask.config.set({"distributed.worker.daemon": False, "distributed.scheduler.work-stealing": False}):
+        # ... and train as a process of the pool before them did: without the nanny's eager malloc trim
+        # (MALLOC_TRIM_THRESHOLD_=65536 returns freed memory to the OS at every step's tensors)
+        environ = {k: v for k, v in dask.config.get("distributed.nanny.pre-spawn-environ").items()
+                   if k != "MALLOC_TRIM_THRESHOLD_"}
+        with dask.config.set({"distributed.worker.daemon": False, "distributed.scheduler.work-stealing": False,
+                              "distributed.nanny.pre-spawn-environ": environ}):
             cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
                                    resources={TRAINING: 1}, dashboard_address=None, silence_logs=logging.ERROR,
                                    memory_limit=0)  # TensorFlow's arenas are not a leak to pause a worker for
