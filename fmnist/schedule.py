@@ -23,7 +23,7 @@ from fmnist import environment, storage, tasks
 from fmnist.atomic import write_json
 from fmnist.cluster import DEVICE_PREFIX, TRAINING, Task, WorkerLeft, drive
 from fmnist.config import RunConfig
-from fmnist.harness import reused_row
+from fmnist.harness import reused_row, run_runtime
 from fmnist.jobs import collect_jobs
 from fmnist.plan import (DEVICE_FORMATS, RESCATTER_TRIES, SECONDS_PER_MEASURED_ROW, VERDICTS_DIR, Outcome, Plan,
                          estimated_seconds, family_folders, package_digest, whole_machine)
@@ -108,6 +108,11 @@ class Pipeline:
     def _submit_measuring(self, names: list[str], runtimes: list[str], priority: float) -> None:
         jobs = collect_jobs([f for n in names for f in self._folders(n)], self.plan.measured_formats, runtimes)
         for runtime in runtimes:
+            if jobs.get(runtime) and get_runtime(runtime).unavailable():  # one row saying why, made here: no job
+                first = jobs[runtime][0]
+                self.outcome.rows[(runtime, first.folder, first.format)], = run_runtime(
+                    runtime, [], self.plan.data_dir, self.plan.settings, progress=False)
+                continue
             for job in jobs.get(runtime, []):  # a row measured before on this very file is read here, not measured
                 reused = reused_row(runtime, job, self.plan.settings)
                 if reused is not None:
@@ -241,7 +246,6 @@ class Pipeline:
 
 def unavailable_device(label: str, formats: list[str], runtimes: list[str], why: str) -> dict:
     """A device result whose rows say the device's measuring never came back, and why."""
-    from fmnist import environment
     from fmnist.bundle import records_digest
     records = [row(runtime=r, device=get_runtime(r).device, status="unavailable", machine=label,
                    error=f"unavailable: {why}", formats=[f for f in get_runtime(r).formats if f in formats])
@@ -282,7 +286,6 @@ def execute(plan: Plan, ds, *, cluster: str | None = None, insecure: bool = Fals
     workers measuring the host's rows); returns the outcome and the run's wall seconds. Progress
     shows the stage, the model, and the time left (estimated from the jobs' expected cost)."""
     import contextlib
-    import dataclasses
 
     from tqdm import tqdm
 
