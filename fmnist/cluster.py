@@ -109,6 +109,16 @@ def offered(client) -> dict[str, int]:
     return counts
 
 
+def offered_within(client, resource: str, seconds: float) -> bool:
+    """Whether some worker offers `resource` now or within `seconds` (a restarted worker)."""
+    deadline = time.monotonic() + seconds
+    while not offered(client).get(resource):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.5)
+    return True
+
+
 def device_labels(client) -> list[str]:
     """The labels of the device workers present."""
     return sorted(r[len(DEVICE_PREFIX):] for r in offered(client) if r.startswith(DEVICE_PREFIX))

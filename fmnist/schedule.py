@@ -21,7 +21,8 @@ from pathlib import Path
 
 from fmnist import environment, storage, tasks
 from fmnist.atomic import write_json
-from fmnist.cluster import DEVICE_PREFIX, TRAINING, Task, WorkerLeft, drive
+from fmnist.cluster import (DEVICE_PREFIX, LEFT_AFTER_SECONDS, TRAINING, ClusterError, Task, WorkerLeft, drive,
+                            offered, offered_within)
 from fmnist.config import RunConfig
 from fmnist.harness import reused_row, run_runtime
 from fmnist.jobs import collect_jobs
@@ -31,8 +32,15 @@ from fmnist.rows import row
 from fmnist.runtimes import get_runtime
 from fmnist.variants import BASE
 
-def _error_row(model: str, what: str, why: str) -> dict:
-    return row(model=model, variant="base", status="error", error=f"{what} did not finish: {why}")
+def _lost_rows(model: str, what: str, why: str, runtimes: list[str], formats: list[str]) -> list[dict]:
+    """A model whose job never finished: an error row on each selected runtime that would have
+    measured it (one, without a runtime, when none was selected: an export-only run)."""
+    from fmnist.models import get_spec
+    error = f"{what} did not finish: {why}"
+    found = [(r, next((f for f in get_runtime(r).formats if f in formats), None)) for r in runtimes]
+    return [row(model=model, source=get_spec(model).source, variant="base", format=fmt, runtime=r,
+                device=get_runtime(r).device, status="error", error=error) for r, fmt in found if fmt] or \
+        [row(model=model, variant="base", status="error", error=error)]
 
 
 class Pipeline:
@@ -49,12 +57,16 @@ class Pipeline:
         self.families_left = len(plan.names)
         self._whole_machine_started = False
         self.whole_machine = [r for r in plan.runtimes if whole_machine(r)]
-        self._scattered = {}
+        self._scattered, self._scattered_before = {}, False
 
     def _data(self, client):
         """The training set, sent to a cluster's workers once (not with every job)."""
         if id(client) not in self._scattered:
+            if not self._scattered_before and not offered(client).get(TRAINING):  # else Dask: "No valid workers"
+                raise ClusterError(f"no worker in the cluster trains: start one with dask worker ADDRESS "
+                                   f"--resources \"{TRAINING}=1\" (README: 'Run on several machines')")
             self._scattered[id(client)] = client.scatter(self.ds, broadcast=True, hash=False)
+            self._scattered_before = True
         return self._scattered[id(client)]
 
     def run(self) -> Outcome:
@@ -145,8 +157,10 @@ class Pipeline:
         if future.status == "cancelled" and data is not None and data.status != "finished" and \
                 task.payload["tries"] < RESCATTER_TRIES:  # the worker that died held the only copy of the data
             del self._scattered[id(client)]
-            self._submit_family(name, task.payload["tries"] + 1)
-            return
+            if offered_within(client, TRAINING, LEFT_AFTER_SECONDS):  # a nanny restarts its worker in seconds
+                self._submit_family(name, task.payload["tries"] + 1)
+                return
+            error = WorkerLeft(f"no worker offers {TRAINING} (worker left)")
         if error is None:
             result = future.result()
             tasks.write_folders(self.plan.exports, result["changed"])
@@ -157,7 +171,8 @@ class Pipeline:
             return self._family_finished(name, result, task.payload["units"])
         if not isinstance(error, (WorkerLeft, _killed_worker())):
             raise error
-        self.outcome.lost.append(_error_row(name, f"training and export of {name}", _reason(error)))
+        self.outcome.lost.extend(_lost_rows(name, f"training and export of {name}", _reason(error),
+                                            self.plan.runtimes, self.plan.measured_formats))
         self.on_progress(f"{name} lost", task.payload["units"])
         self.families_left -= 1
         self._maybe_whole_machine()
@@ -289,7 +304,7 @@ def execute(plan: Plan, ds, *, cluster: str | None = None, insecure: bool = Fals
 
     from tqdm import tqdm
 
-    from fmnist.cluster import ClusterError, OnDemand, connect, device_labels
+    from fmnist.cluster import OnDemand, connect, device_labels
     start = time.perf_counter()
     with contextlib.ExitStack() as stack:
         bar = stack.enter_context(tqdm(desc="run", unit="s", disable=not progress,
