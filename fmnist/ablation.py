@@ -15,7 +15,7 @@ from pathlib import Path
 import tf_keras as keras
 from tabulate import tabulate
 
-from fmnist import data as fdata, environment, storage
+from fmnist import data as fdata, environment, resultsdir, storage
 from fmnist.atomic import write_json, write_text
 from fmnist.codehash import code_digest
 from fmnist.config import RunConfig
@@ -107,4 +107,5 @@ def page(name: str, found: list, config: RunConfig) -> str:
 def write(name: str, found: list, config: RunConfig, results: Path) -> Path:
     path = Path(results) / f"ablation-{name}.md"
     write_text(path, page(name, found, config))
+    resultsdir.add_owned(results, path.name)
     return path

@@ -28,7 +28,7 @@ def _exchange(a: Path, b: Path) -> bool:
     return True
 
 
-def _swap_in(tmp: Path, final: Path) -> None:
+def swap_in(tmp: Path, final: Path) -> None:
     """Put folder `tmp` at `final` in one step: a plain rename when `final` does not exist, an
     atomic exchange when it does (readers see the old folder or the new one, never neither).
     The old folder ends up at `tmp`, for the caller to delete."""
@@ -55,7 +55,7 @@ def atomic_dir(final: Path):
     tmp.chmod(0o755)  # mkdtemp's 0700 would make the outputs private to whoever ran the tool
     try:
         yield tmp
-        _swap_in(tmp, final)
+        swap_in(tmp, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -126,4 +126,5 @@ def _publish(plan, outcome, started, seconds: dict, overhead, results: Path, com
                 "artifacts": len(outcome.manifests),
                 "layer_errors": layer_errors(list(folders.values()), plan.measured_formats), "records": records}
     plots = {s["model"]: files for s, files in summaries if s["variant"] == "base"}
-    return report.publish_benchmark(document, Path(results), plots, new_devices=outcome.devices)
+    return report.publish_benchmark(document, Path(results), plots, new_devices=outcome.devices,
+                                    exports=plan.exports)

@@ -10,15 +10,15 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from fmnist import storage
+from fmnist import storage, validation
 from fmnist.atomic import atomic_path, write_json
-from fmnist.environment import valid_label
-from fmnist.rows import FIELDS
+from fmnist.errors import one_line
 
 BUNDLE_VERSION = 2  # 2: rows are checked against the packed index kept on the host
 PACKED_DIR = "bundles"  # exports/bundles/<index sha256>.json
@@ -108,7 +108,7 @@ def pack(folders: list[Path], formats: list[str], out: Path, test_images: np.nda
     write_json(packed_index, {**index, "artifacts": artifacts})
     with atomic_path(Path(out)) as tmp:
         with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
-            archive.writestr("__main__.py", BOOTSTRAP)
+            archive.writestr("__main__.py", BOOTSTRAP, compress_type=zipfile.ZIP_STORED)  # no zlib.error before it runs
             for name, file in core_files().items():
                 archive.write(file, name)
             for name, data in members.items():
@@ -123,74 +123,56 @@ def records_digest(records: list[dict]) -> str:
     return storage.cache_key({"records": records})
 
 
+SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def device_result_problem(result, exports: Path) -> str | None:
+    """Why a runner's JSON cannot be published, or None: the right kind and bundle version, records
+    matching their hash, and every row valid (`fmnist.validation`) and of an artifact this host packed
+    (exports/bundles/) or still holds (its manifests). Checked at merge and again at every publish."""
+    if not isinstance(result, dict) or result.get("kind") != "fmnist-device-run":
+        return "not a device result written by the bundle runner"
+    bundle = result.get("bundle")
+    version = bundle.get("version") if isinstance(bundle, dict) else None
+    if version != BUNDLE_VERSION:
+        return (f"made by bundle version {str(version)[:20]}, this fmnist-edge merges version {BUNDLE_VERSION}; "
+                f"pack and run a new bundle")
+    records = result.get("records")
+    if not isinstance(records, list) or records_digest(records) != result.get("records_sha256"):
+        return "its records do not match their SHA-256: the file was altered or cut short"
+    return validation.device_result_problem(result, known_artifacts(exports, bundle.get("sha256")))
+
+
+def known_artifacts(exports: Path, bundle_sha256) -> dict:
+    """{(model, variant, format): sha256} of the artifacts a device row may name: those packed into
+    its bundle (the pack index kept on this host) and those the exports hold now."""
+    known = {}
+    for folder in storage.trained_folders(exports):
+        for artifact_folder in storage.artifact_folders(folder):
+            try:
+                m = storage.read_manifest(artifact_folder)
+            except storage.StorageError:
+                continue
+            known[(m["model"], m["variant"], m["format"])] = m["sha256"]
+    index = Path(exports) / PACKED_DIR / f"{bundle_sha256}.json"
+    if isinstance(bundle_sha256, str) and SHA256.fullmatch(bundle_sha256) and index.is_file():
+        try:
+            known |= {(a["model"], a["variant"], a["format"]): a["sha256"]
+                      for a in json.loads(index.read_text())["artifacts"]}
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+    return known
+
+
 def read_device_result(path: Path, exports: Path) -> dict:
-    """A runner's JSON, checked as untrusted input: the right kind and bundle version, records
-    matching their hash, a plain machine label, and every row of an artifact this host packed
-    (exports/bundles/), of known fields, with finite figures in range."""
+    """A runner's JSON, checked as untrusted input (`device_result_problem`); BundleError otherwise."""
     try:
         result = json.loads(Path(path).read_text())
     except FileNotFoundError:
         raise BundleError(f"{path}: no such file") from None
-    except (OSError, ValueError) as e:
-        raise BundleError(f"{path}: not a device result ({e})") from None
-    if not isinstance(result, dict) or result.get("kind") != "fmnist-device-run":
-        raise BundleError(f"{path}: not a device result written by the bundle runner")
-    bundle, machine = result.get("bundle"), result.get("machine")
-    version = bundle.get("version") if isinstance(bundle, dict) else None
-    if version != BUNDLE_VERSION:
-        raise BundleError(f"{path}: made by bundle version {version}, this fmnist-edge merges version "
-                          f"{BUNDLE_VERSION}; pack and run a new bundle")
-    records = result.get("records")
-    if not isinstance(records, list) or records_digest(records) != result.get("records_sha256"):
-        raise BundleError(f"{path}: its records do not match their SHA-256: the file was altered or cut short")
-    label = machine.get("label") if isinstance(machine, dict) else None
-    why = valid_label(label)
-    if why:
-        raise BundleError(f"{path}: machine label {label!r} refused: {why}")
-    try:
-        packed = json.loads((Path(exports) / PACKED_DIR / f"{bundle.get('sha256')}.json").read_text())
-    except (OSError, ValueError, TypeError):
-        raise BundleError(f"{path}: its bundle was not packed from {exports} (no exports/{PACKED_DIR}/ index for "
-                          f"it): merge with the --exports the bundle was packed from") from None
-    hashes = {(a["model"], a["variant"], a["format"]): a["sha256"] for a in packed["artifacts"]}
-    for i, record in enumerate(records):
-        problem = _row_problem(record, label, hashes)
-        if problem:
-            raise BundleError(f"{path}: record {i} refused: {problem}")
+    except (OSError, ValueError, RecursionError) as e:
+        raise BundleError(f"{path}: not a device result ({one_line(e, 120)})") from None
+    problem = device_result_problem(result, exports)
+    if problem:
+        raise BundleError(f"{path}: {problem}")
     return result
-
-
-def _finite(value, low=0.0, high=float("inf")) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and low <= value <= high
-
-
-def _row_problem(record, label: str, hashes: dict) -> str | None:
-    """Why a device's row cannot be merged, or None."""
-    if not isinstance(record, dict):
-        return "not an object"
-    unknown = set(record) - FIELDS
-    if unknown:
-        return f"unknown fields {', '.join(sorted(unknown))}"
-    if record.get("machine") != label:
-        return f"machine {record.get('machine')!r} is not the file's {label!r}"
-    status = record.get("status")
-    if status == "unavailable":
-        return None if isinstance(record.get("error"), str) else "an unavailable row without its reason"
-    key = (record.get("model"), record.get("variant"), record.get("format"))
-    if hashes.get(key) != record.get("artifact_sha256"):
-        return f"{' '.join(map(str, key))}: not an artifact this host packed (SHA-256 differs or unknown)"
-    if status == "error":
-        return None if isinstance(record.get("error"), str) else "an error row without its message"
-    if status != "ok":
-        return f"status {status!r}"
-    checks = {"accuracy": (0, 1), "source_accuracy": (0, 1), "agreement": (0, 1), "max_abs_diff": (0, 1),
-              "load_ms": (0, 1e7), "first_inference_ms": (0, 1e7), "throughput_ips": (0, 1e12),
-              "peak_rss_mb": (0, 1e7), "size_bytes": (0, 1e12)}
-    latency = record.get("latency_us")
-    figures = {**{k: record.get(k) for k in checks},
-               **{f"latency_us.{k}": latency.get(k) if isinstance(latency, dict) else None for k in ("p50", "p90", "p99")}}
-    for name, value in figures.items():
-        low, high = checks.get(name, (0, 1e9))
-        if not _finite(value, low, high):
-            return f"{name} {value!r} is not a finite figure in [{low:g}, {high:g}]"
-    return None

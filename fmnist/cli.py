@@ -6,6 +6,7 @@ Usage errors exit 2, failures of data or models exit 1, Ctrl-C exits 130; none p
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import tempfile
@@ -118,6 +119,21 @@ def _writable(parser, path: Path, option: str, swapped: bool = False) -> Path:
     return path
 
 
+def _results(parser, args, exports: Path | None) -> Path:
+    """--results as a folder the tool may replace (fmnist.resultsdir), checked before any work:
+    never the exports or data folder, a git work tree, or a folder of files fmnist did not write."""
+    from fmnist import data, resultsdir
+    from fmnist.errors import UsageError
+    explicit = getattr(args, "data_dir", None) or os.environ.get("FMNIST_DATA_DIR")
+    data_dirs = [Path(explicit)] if explicit else [d for d in (data.KERAS_CACHE, data.DEBIAN_DIR) if d.is_dir()]
+    try:
+        for data_dir in data_dirs or [None]:
+            resultsdir.check(args.results, exports, data_dir)
+    except UsageError as e:
+        parser.error(str(e))
+    return _writable(parser, args.results, "--results", swapped=True)
+
+
 def _exports(parser, args) -> Path:
     from fmnist.storage import DEFAULT_EXPORTS
     return _writable(parser, args.exports or DEFAULT_EXPORTS, "--exports")
@@ -135,12 +151,11 @@ class _Interrupt:
 
 
 def _guarded(main):
-    """Turn the library's expected failures into a one-line message and an exit code."""
+    """Turn any failure into a one-line message and an exit code (`FmnistError.exit_code`; 130 for
+    Ctrl-C, whatever a library made of the KeyboardInterrupt; 1 for anything unexpected, whose
+    traceback FMNIST_DEBUG=1 shows)."""
     def wrapper(argv=None):
-        from fmnist.data import DataError
-        from fmnist.storage import StorageError
-        from fmnist.cluster import ClusterError
-        from fmnist.user.contract import ContractError
+        from fmnist.errors import FAILURE_EXIT, INTERRUPT_EXIT, FmnistError, one_line
         _Interrupt.seen = False
         previous = signal.signal(signal.SIGINT, _Interrupt.handler)
         try:
@@ -148,15 +163,20 @@ def _guarded(main):
             if _Interrupt.seen:
                 raise KeyboardInterrupt
             return code
-        except KeyboardInterrupt:
-            print("interrupted: finished outputs are kept, nothing half-written was left", file=sys.stderr)
-            return 130
-        except (StorageError, DataError, ContractError, ClusterError) as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 1
-        except OSError as e:  # a folder that became unwritable, a full disk: said in one line
-            print(f"error: {e.filename or ''}{': ' if e.filename else ''}{e.strerror or e}", file=sys.stderr)
-            return 1
+        except (KeyboardInterrupt, Exception) as e:
+            if _Interrupt.seen or isinstance(e, KeyboardInterrupt):  # TensorFlow turns it into a ValueError
+                print("interrupted: finished outputs are kept, nothing half-written was left", file=sys.stderr)
+                return INTERRUPT_EXIT
+            if isinstance(e, OSError) and not isinstance(e, FmnistError):  # a full disk, an unwritable folder
+                print(f"error: {e.filename or ''}{': ' if e.filename else ''}{e.strerror or one_line(e)}",
+                      file=sys.stderr)
+                return FAILURE_EXIT
+            if os.environ.get("FMNIST_DEBUG") and not isinstance(e, FmnistError):
+                raise
+            expected = isinstance(e, FmnistError)
+            print(f"error: {one_line(e) if expected else 'unexpected ' + one_line(e) + ' (FMNIST_DEBUG=1 shows where)'}",
+                  file=sys.stderr)
+            return e.exit_code if expected else FAILURE_EXIT
         finally:
             signal.signal(signal.SIGINT, previous)
     wrapper.__doc__ = main.__doc__
@@ -183,7 +203,7 @@ def train_main(argv=None) -> int:
         return _ablation(parser, args)
     names = _models(parser, args.models + args.model, args)
     exports = _exports(parser, args)
-    _writable(parser, args.results, "--results", swapped=True)
+    _results(parser, args, exports)
 
     from fmnist import data, report, train
     from fmnist.config import RunConfig
@@ -205,7 +225,7 @@ def _ablation(parser, args) -> int:
     if args.ablation not in with_ablations or args.models or args.model:
         parser.error(f"--ablation takes one of {', '.join(with_ablations)} and no other model name")
     exports = _exports(parser, args)
-    _writable(parser, args.results, "--results")
+    _results(parser, args, exports)
     from fmnist import ablation, data
     config = RunConfig(epochs=args.epochs, subset=args.subset)
     found = ablation.run(args.ablation, exports, data.load(args.data_dir), config, progress=not args.quiet)
@@ -316,7 +336,7 @@ def bench_main(argv=None) -> int:
     runtimes = _checked(parser, list_runtimes(), args.runtime, "runtime") or list_runtimes()
     exports = _exports(parser, args)
     names = _models(parser, args.model, args, zoo_from=exports)
-    _writable(parser, args.results, "--results", swapped=True)
+    _results(parser, args, exports)
 
     from fmnist import benchmark, variants
     from fmnist.harness import Settings

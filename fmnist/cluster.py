@@ -19,12 +19,14 @@ import time
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from fmnist.errors import FmnistError, one_line
+
 TRAINING = "fmnist"         # a worker with the project installed: trains, exports, measures on its machine
 DEVICE_PREFIX = "device-"   # a device worker: `dask worker ADDRESS --resources "device-pi5=1"`
 LEFT_AFTER_SECONDS = 20.0   # a resource no worker offers for this long has left (a nanny restarts a worker in ~5 s)
 
 
-class ClusterError(Exception):
+class ClusterError(FmnistError):
     """A cluster that cannot be used (unreachable, insecure, a device not present): one line, exit 1."""
 
 
@@ -78,7 +80,7 @@ def connect(address: str | None = None, *, insecure: bool = False, workers: int 
     try:
         client = Client(address, timeout=timeout)
     except (OSError, TimeoutError) as e:
-        raise ClusterError(f"cannot reach the cluster at {address}: {str(e).splitlines()[0][:200] or type(e).__name__}") \
+        raise ClusterError(f"cannot reach the cluster at {address}: {one_line(e, 200)}") \
             from None
     try:
         yield client

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from fmnist.storage import file_sha256
+from fmnist.errors import FmnistError
 
 CLASS_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
@@ -37,7 +38,7 @@ DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 MIRROR = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
 
 
-class DataError(Exception):
+class DataError(FmnistError):
     """A data file is missing or not what it should be; the message names the file and the fault."""
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fmnist import storage
 from fmnist.arguments import OneLineParser, user_model_options
-from fmnist.cli import MODEL_HELP, _checked, _guarded, _list, _models, _writable
+from fmnist.cli import MODEL_HELP, _checked, _guarded, _list, _models, _results, _writable
 from fmnist.plan import DEVICE_FORMATS
 
 
@@ -28,7 +29,7 @@ def pack_main(argv) -> int:
         parser.error(f"argument --out: {args.out} is a folder; give a file name such as bundle.pyz")
     _writable(parser, args.out.parent if str(args.out.parent) else Path("."), "--out")
 
-    from fmnist import bundle, data, storage, variants
+    from fmnist import bundle, data, variants
     from fmnist.registry import UnknownName
     try:
         wanted = [variants.get_variant(v) for v in dict.fromkeys(args.variant or ["base"])]
@@ -53,19 +54,19 @@ def merge_main(argv) -> int:
     parser.add_argument("--results", type=Path, default=Path("results"), help="the results folder to merge into")
     parser.add_argument("--exports", type=Path, default=None, metavar="DIR", help="where the artifacts are")
     args = parser.parse_args(argv)
-    _writable(parser, args.results, "--results", swapped=True)
+    exports = args.exports or storage.DEFAULT_EXPORTS
+    _results(parser, args, exports)
 
     import json
 
-    from fmnist import bundle, report, storage
+    from fmnist import bundle, report
     host = args.results / "benchmark.json"
     try:
         document = json.loads(host.read_text())
     except (OSError, ValueError):
         raise bundle.BundleError(f"{host}: no host benchmark to merge into; run fmnist-bench first") from None
-    exports = args.exports or storage.DEFAULT_EXPORTS
     results = [bundle.read_device_result(path, exports) for path in args.files]  # all checked before any is kept
-    report.publish_benchmark(document, args.results, new_devices=results)
+    report.publish_benchmark(document, args.results, new_devices=results, exports=exports)
     for result in results:
         ok = sum(r["status"] == "ok" for r in result["records"])
         print(f"merged {result['machine']['label']}: {ok} rows measured ({result['machine']['cpu']}, "

@@ -22,8 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from fmnist.codehash import code_digest
+from fmnist.errors import one_line
 from fmnist.metrics import flags, latency_stats, parity, time_calls
 from fmnist.rows import row
+from fmnist.validation import row_problem
 from fmnist.storage import StorageError, reference_probabilities, verified_path
 
 
@@ -198,10 +200,8 @@ def run_runtime(name: str, jobs: list[Job], data_dir: str | None, settings: Sett
         record = row(**job.meta, format=job.format, **described, artifact_sha256=job.sha256)
         try:
             _with_figures(record, runtime, *_measure_or_reuse(runtime, job, images, labels, settings, described))
-        except StorageError as e:
-            record.update(status="error", error=str(e))
         except Exception as e:  # a runtime that cannot run one artifact must not stop the others
-            record.update(status="error", error=f"{type(e).__name__}: {str(e).splitlines()[0][:300]}")
+            record.update(status="error", error=one_line(e))
         records.append(record)
     return records
 
@@ -361,4 +361,15 @@ def finish_rows(records: list[dict]) -> list[dict]:
     for runtime in {r.get("runtime") for r in records if r.get("status") == "ok"}:
         for reference in get_runtime(runtime).agrees_with:
             agreements(records, runtime, reference)
-    return [{k: v for k, v in r.items() if k != "top1"} for r in records]
+    return [unsound_as_error({k: v for k, v in r.items() if k != "top1"}) for r in records]
+
+
+def unsound_as_error(record: dict) -> dict:
+    """A row whose figures are not all finite and in range (a model that outputs NaN, say) is an
+    error row saying which figure: no such figure is ever published."""
+    problem = row_problem(record) if record.get("status") in ("ok", "estimated") else None
+    if not problem:
+        return record
+    kept = ("model", "source", "origin", "variant", "format", "runtime", "device", "provider", "version", "threads",
+            "machine", "artifact_sha256", "kind")
+    return row(**{k: record[k] for k in kept if k in record}, status="error", error=f"unsound figures: {problem}")

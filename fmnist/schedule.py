@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from fmnist import environment, storage, tasks
+from fmnist.errors import one_line
 from fmnist.atomic import write_json
 from fmnist.cluster import (DEVICE_PREFIX, LEFT_AFTER_SECONDS, TRAINING, ClusterError, Task, WorkerLeft, drive,
                             offered, offered_within)
@@ -291,8 +292,8 @@ def _reason(error: BaseException) -> str:
     if isinstance(error, WorkerLeft):
         return f"unavailable: worker left ({error})"
     if isinstance(error, _killed_worker()):
-        return f"its worker died on each try ({str(error).splitlines()[0][:200]})"
-    return f"{type(error).__name__}: {str(error).splitlines()[0][:300] if str(error) else ''}"
+        return f"its worker died on each try ({one_line(error, 200)})"
+    return one_line(error)
 
 
 def execute(plan: Plan, ds, *, cluster: str | None = None, insecure: bool = False, progress: bool = True,

@@ -18,6 +18,7 @@ import numpy as np
 # know which keys are optional.
 
 from fmnist.atomic import atomic_path, write_json
+from fmnist.errors import FmnistError
 
 DEFAULT_EXPORTS = Path(os.environ.get("FMNIST_EXPORTS", "exports"))
 # Weights only (HDF5): a trained model is rebuilt from its registry entry and given these weights,
@@ -30,7 +31,7 @@ MANIFEST_FILE = "manifest.json"
 SWEEP_DIR = "_lr_sweeps"
 
 
-class StorageError(Exception):
+class StorageError(FmnistError):
     """Something on disk is missing, unreadable or not what its record says: one line, exit 1."""
 
 

@@ -214,8 +214,8 @@ def test_the_input_contract_reads_flags_then_a_sidecar_then_defaults(tmp_path):
         contract.scaling_for(model, None, 0.5, None)
     with pytest.raises(contract.ContractError, match=r"input shape \(3, 28, 28\)"):
         contract.layout_of((3, 28, 28), "net")
-    assert contract.returns_logits(np.array([[2.0, -1.0] + [0.0] * 8]))
-    assert not contract.returns_logits(np.full((3, 10), 0.1))
+    assert contract.returns_logits(np.array([[2.0, -1.0] + [0.0] * 8]), "m")
+    assert not contract.returns_logits(np.full((3, 10), 0.1), "m")
 
 
 def test_a_user_model_goes_to_a_device_in_the_bundle(keras3_files, tmp_path):

@@ -1,19 +1,23 @@
 """One publish: the whole results/ folder is written to a temp folder and swapped in at once
-(`atomic_dir`), so a reader sees the old results or the new ones, never a mix, and a page this run
-did not make is gone (README links only the pages that exist). What other commands wrote is
-carried over: device results merged earlier (results/devices/*.json, checked when merged) and the
-design ablations (`fmnist-train --ablation`); so is everything else when only the training page is
-republished."""
+(`resultsdir.replace`), so a reader sees the old results or the new ones, never a mix, and a page
+this run did not make is gone (README links only the pages that exist). Only what the tool wrote is
+replaced: every other entry of the folder stays. What other commands wrote is carried over: device
+results (results/devices/*.json, validated again at every publish: a file that fails is left out of
+the pages, with one warning, and left where it is) and the design ablations (`fmnist-train
+--ablation`); so is everything else when only the training page is republished."""
 from __future__ import annotations
 
 import csv
 import io
 import json
+import math
 import shutil
+import sys
 from pathlib import Path
 
-from fmnist import plots
-from fmnist.atomic import atomic_dir, write_json, write_text
+from fmnist import plots, resultsdir
+from fmnist.atomic import write_json, write_text
+from fmnist.errors import one_line
 from fmnist.environment import HOST_LABEL
 from fmnist.report import analysis, pages, profile, topics
 
@@ -32,14 +36,23 @@ TOPICS = {  # optional pages: file -> (render function, what the README says of 
 }
 
 
-def device_results(results: Path) -> list[dict]:
-    """The device runs merged into results/ (results/devices/<label>.json, checked when merged)."""
+def device_results(results: Path, exports: Path | None) -> list[dict]:
+    """The device runs in results/devices/<label>.json that pass validation (`bundle.device_result_
+    problem`) against `exports`; each other file is named in one warning line and left out."""
+    from fmnist.bundle import device_result_problem
     found = []
     for path in sorted((Path(results) / DEVICES_DIR).glob("*.json")):
         try:
-            found.append(json.loads(path.read_text()))
-        except (OSError, ValueError):
-            continue
+            result = json.loads(path.read_text())
+            problem = device_result_problem(result, exports) if exports is not None else "no exports to check it against"
+        except (OSError, ValueError, RecursionError) as e:
+            problem = f"not a device result ({one_line(e, 120)})"
+        if not problem and path.stem != result["machine"]["label"]:
+            problem = f"its machine label {result['machine']['label']!r} is not its file name"
+        if problem:
+            print(f"warning: {path}: left out of the results: {problem}", file=sys.stderr)
+        else:
+            found.append(result)
     return found
 
 
@@ -85,30 +98,46 @@ def _training(folder: Path, trained: list[dict], plot_files: dict | None, old: P
     return text
 
 
+def finite(value):
+    """`value` with every non-finite number as null: benchmark.json is strict JSON (rows with such a
+    figure are error rows already; this covers the run's own bookkeeping)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(v) for v in value]
+    return value
+
+
 def _document_json(document: dict) -> str:
     """benchmark.json with one record per line: a tenth of indented JSON's lines, and a re-run's
     diff still shows which rows changed."""
-    compact = lambda value: json.dumps(value, separators=(",", ":"))  # noqa: E731
+    compact = lambda value: json.dumps(finite(value), separators=(",", ":"), allow_nan=False)  # noqa: E731
     fields = [f'  {json.dumps(k)}: {compact(v)}' for k, v in document.items() if k != "records"]
     records = ",\n".join(f"    {compact(r)}" for r in document["records"])
     return "{\n" + ",\n".join([*fields, f'  "records": [\n{records}\n  ]']) + "\n}\n"
 
 
 def publish_benchmark(document: dict, results: Path, training_plots: dict | None = None,
-                      new_devices: list[dict] = ()) -> dict:
-    """Write results/ whole from the run's document (host rows), the devices merged before and
-    `new_devices` (checked device results: one replaces an earlier run of its label); returns the
-    document as written to benchmark.json."""
+                      new_devices: list[dict] = (), exports: Path | None = None) -> dict:
+    """Write results/ whole from the run's document (host rows), the devices merged before (checked
+    against `exports`) and `new_devices` (checked device results: one replaces an earlier run of its
+    label); returns the document as written to benchmark.json."""
     results = Path(results)
-    devices = list({d["machine"]["label"]: d for d in [*device_results(results), *new_devices]}.values())
+    devices = list({d["machine"]["label"]: d for d in [*device_results(results, exports), *new_devices]}.values())
     host = analysis.host_rows(document["records"])
     document = {**document, "records": host + [r for d in devices for r in d["records"]],
                 "machines": {**{k: v for k, v in document.get("machines", {}).items() if k == HOST_LABEL},
                              **{d["machine"]["label"]: d["machine"] for d in devices}}}
-    with atomic_dir(results) as tmp:
+    with resultsdir.replace(results) as tmp:
         (tmp / "plots").mkdir()
         for d in devices:
             write_json(tmp / DEVICES_DIR / f"{d['machine']['label']}.json", d)
+        for path in sorted((results / DEVICES_DIR).glob("*")):  # the ones left out stay where they are
+            if not (tmp / DEVICES_DIR / path.name).exists():
+                (tmp / DEVICES_DIR).mkdir(exist_ok=True)
+                resultsdir.carry(path, tmp / DEVICES_DIR / path.name)
         carried = {}
         for page in sorted(results.glob(ABLATION_PAGES)):
             shutil.copy2(page, tmp / page.name)
@@ -146,12 +175,10 @@ def publish_benchmark(document: dict, results: Path, training_plots: dict | None
 def publish_training(trained: list[dict], training_plots: dict, results: Path) -> None:
     """Republish only training.md (fmnist-train): every other file of results/ is carried over."""
     results = Path(results)
-    with atomic_dir(results) as tmp:
-        if results.is_dir():
-            for item in results.iterdir():
-                if item.name in (TRAINING_DIR, "training.md") or item.name.startswith("."):
-                    continue
-                (shutil.copytree if item.is_dir() else shutil.copy2)(item, tmp / item.name)
+    with resultsdir.replace(results) as tmp:
+        for name in resultsdir.owned(results) - {TRAINING_DIR, "training.md"}:
+            if (results / name).exists():
+                resultsdir.carry(results / name, tmp / name)
         text = _training(tmp, trained, training_plots, results)
         if text:
             write_text(tmp / "training.md", text)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fmnist.errors import FmnistError, one_line
 from fmnist.user.contract import ContractError, InputContract, Scaling, returns_logits, scaling_for
 
 ModelError = ContractError
@@ -80,7 +81,7 @@ def _keras_spec(config: dict, where: str, name: str, layout_scaling, options: Op
     ks.check_output(probe, where)
     if weights:
         ks.with_weights(probe, weights)
-    contract = replace(contract, logits=returns_logits(probe.predict(_probe(options), verbose=0)))
+    contract = replace(contract, logits=returns_logits(probe.predict(_probe(options), verbose=0), where))
     return ks.adapted(nodes, input_name, output_name, contract, name), contract
 
 
@@ -115,7 +116,7 @@ def from_onnx_file(path: Path, options: Options = Options()):
     input_name, output_name, layout = onnx_source.io(model, str(path))
     contract = InputContract(layout, scaling_for(path, options.scale, options.mean, options.std), logits=False)
     outputs = onnx_source.run(onnx_source.adapted(model, contract, input_name, output_name), _probe(options))
-    contract = replace(contract, logits=returns_logits(outputs))
+    contract = replace(contract, logits=returns_logits(outputs, str(path)))
     origin = {"kind": "onnx-file", "reference": str(path), "sha256": storage.file_sha256(path),
               "producer": f"{model.producer_name} {model.producer_version}".strip()}
     return _spec(_name(path.stem), f"user model {path.name} (ONNX, trained elsewhere)", origin, contract,
@@ -144,7 +145,10 @@ def from_factory(reference: str, name: str | None = None, kind: str = "factory",
     if not callable(factory):
         raise ModelError(f"{reference}: {module_name} has no function {attribute!r}")
     _fresh_names()
-    made = factory()
+    try:
+        made = factory()
+    except Exception as e:  # noqa: BLE001  (the factory's own failure, said as the user's)
+        raise ModelError(f"{reference}: the factory raised {one_line(e, 200)}") from None
     origin = {"kind": kind, "reference": reference, "module_file": str(getattr(module, "__file__", ""))}
     if isinstance(made, ModelSpec):  # a plugin may register a spec of layer descriptions, like the zoo
         return replace(made, name=name or made.name, source="user", origin=origin)
@@ -164,14 +168,22 @@ def from_factory(reference: str, name: str | None = None, kind: str = "factory",
 
 
 def resolve(reference: str, options: Options = Options()):
-    """The ModelSpec of a file or factory reference; one line (ModelError) when it is none."""
+    """The ModelSpec of a file or factory reference; one line (ModelError) when it is none, whatever
+    a loader raised on a malformed file (wrong JSON types at any depth, unknown ops, a factory's own
+    exception): the user's file is named, not the library's internals."""
     if ":" in reference and not reference.endswith((*KERAS_SUFFIXES, ONNX_SUFFIX)):
-        return from_factory(reference, options=options)
-    path = Path(reference)
-    if not path.is_file():
-        raise ModelError(f"{reference}: no such file")
-    if path.suffix in KERAS_SUFFIXES:
-        return from_keras_file(path, options)
-    if path.suffix == ONNX_SUFFIX:
-        return from_onnx_file(path, options)
-    raise ModelError(f"{reference}: not a model file (.keras, .h5 or .onnx) or package.module:function")
+        read = from_factory
+    else:
+        path = Path(reference)
+        if not path.is_file():
+            raise ModelError(f"{reference}: no such file")
+        if path.suffix not in (*KERAS_SUFFIXES, ONNX_SUFFIX):
+            raise ModelError(f"{reference}: not a model file (.keras, .h5 or .onnx) or package.module:function")
+        read = from_onnx_file if path.suffix == ONNX_SUFFIX else from_keras_file
+        reference = path
+    try:
+        return read(reference, options=options)
+    except FmnistError:
+        raise
+    except Exception as e:  # noqa: BLE001  (any loader's failure is the file's, in one line)
+        raise ModelError(f"{reference}: cannot be read as a model ({one_line(e, 200)})") from None

@@ -18,13 +18,14 @@ from pathlib import Path
 import numpy as np
 
 from fmnist.layers import INPUT_SHAPE, NUM_CLASSES
+from fmnist.errors import FmnistError
 
 LAYOUTS = {(28, 28): "NHW", (28, 28, 1): "NHWC", (1, 28, 28): "NCHW"}
 SIDECAR_SUFFIX = ".input.json"  # model.keras -> model.input.json: {"scale": 255} or {"mean": m, "std": s}
 PROBABILITY_CHECK_IMAGES = 256
 
 
-class ContractError(Exception):
+class ContractError(FmnistError):
     """A model that does not fit the contract: one line naming what is wrong."""
 
 
@@ -54,20 +55,38 @@ class Scaling:
         return ((x - np.float32(self.mean)) / np.float32(self.std)).astype(np.float32)
 
 
+SIDECAR_KEYS = ("scale", "mean", "std")
+
+
+def _sidecar(path: Path) -> dict:
+    """The sidecar's figures, strictly: a JSON object of known keys and finite numbers (a misspelled
+    key is an error, not a silent default)."""
+    example = '{"scale": 255} or {"mean": 0.286, "std": 0.353}'
+    try:
+        found = json.loads(path.read_text())
+    except (OSError, ValueError, RecursionError) as e:
+        raise ContractError(f"{path}: not a JSON object like {example} ({type(e).__name__})") from None
+    if not isinstance(found, dict):
+        raise ContractError(f"{path}: not a JSON object like {example}")
+    unknown = sorted(set(found) - set(SIDECAR_KEYS))
+    if unknown:
+        raise ContractError(f"{path}: unknown key {unknown[0]!r}; the keys are {', '.join(SIDECAR_KEYS)}")
+    for key, value in found.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ContractError(f"{path}: {key} must be a finite number, not {json.dumps(value)[:40]}")
+    return found
+
+
 def scaling_for(model_path: Path | None, scale: float | None, mean: float | None, std: float | None) -> Scaling:
     """Flags first, then the sidecar file beside the model (model.input.json), then [0, 1]."""
     if scale is None and mean is None and std is None and model_path is not None:
         sidecar = model_path.with_name(model_path.name.rsplit(".", 1)[0] + SIDECAR_SUFFIX)
         if sidecar.is_file():
-            try:
-                found = json.loads(sidecar.read_text())
-                scale, mean, std = (found.get("scale"), found.get("mean"), found.get("std"))
-            except (ValueError, AttributeError):
-                raise ContractError(f"{sidecar}: not a JSON object like {{\"scale\": 255}} or "
-                                    f"{{\"mean\": 0.286, \"std\": 0.353}}") from None
+            scale, mean, std = (_sidecar(sidecar).get(key) for key in SIDECAR_KEYS)
     if (mean is None) != (std is None):
         raise ContractError("give the input mean and std together")
-    return Scaling(float(scale if scale is not None else 1.0), float(mean or 0.0), float(std or 1.0))
+    return Scaling(float(1.0 if scale is None else scale), float(0.0 if mean is None else mean),
+                   float(1.0 if std is None else std))
 
 
 def layout_of(shape, where: str) -> str:
@@ -89,9 +108,14 @@ def check_classes(count, where: str) -> None:
                             f"has {NUM_CLASSES}")
 
 
-def returns_logits(outputs: np.ndarray) -> bool:
-    """Probabilities are in [0, 1] and sum to 1 on every image; anything else is taken as logits."""
+def returns_logits(outputs: np.ndarray, where: str) -> bool:
+    """Probabilities are in [0, 1] and sum to 1 on every image; anything else is taken as logits.
+    A model whose outputs are not finite (NaN or infinite weights) is refused: no figure of it means
+    anything."""
     outputs = np.asarray(outputs, dtype=np.float64)
+    if not np.isfinite(outputs).all():
+        raise ContractError(f"{where}: its outputs are not finite (NaN or infinity) on real images; "
+                            f"check its weights")
     in_range = outputs.min() >= 0 and outputs.max() <= 1
     return not (in_range and np.allclose(outputs.sum(axis=1), 1.0, atol=1e-3))
 
