@@ -32,6 +32,16 @@ def pytest_addoption(parser):
                     help="test-only: make RUNTIME's call FACTOR times slower (shows the check failing)")
 
 
+def pytest_sessionstart(session):
+    """--baseline-compare with no baseline kept fails at once: a gate that skips every test would
+    always pass."""
+    config = session.config
+    folder = Path(config.getoption("--baseline-dir"))
+    if config.getoption("--baseline-compare") and not Baseline(folder).index:
+        pytest.exit(f"--baseline-compare: no baseline kept in {folder}; save one first on the same artifacts "
+                    f"with `tox -e regression -- --baseline-save`", returncode=1)
+
+
 def job_id(job) -> str:
     return f"{job.meta['model']}-{job.meta['variant']}-{job.format}-{job.runtime}"
 

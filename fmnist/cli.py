@@ -6,12 +6,14 @@ Usage errors exit 2, failures of data or models exit 1, Ctrl-C exits 130; none p
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
 import tempfile
 from pathlib import Path
 
+from fmnist import scratch
 from fmnist.arguments import OneLineParser, number, user_model_options
 from fmnist.config import CALIBRATION_IMAGES, RunConfig
 from fmnist.models import UnknownModel, get_spec, list_models
@@ -52,6 +54,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
                         help="folder with the four Fashion-MNIST IDX gz files (default: searched, see README)")
     parser.add_argument("--results", type=Path, default=Path("results"), help="where reports are written")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--no-wait", action="store_true",
+                        help="refuse at once when another run is using --exports (default: wait for it)")
     parser.add_argument("--epochs", type=positive_int, help="override every recipe's epoch count (quick runs)")
     parser.add_argument("--subset", type=positive_int, help="train on this many training images (quick runs)")
 
@@ -134,9 +138,16 @@ def _results(parser, args, exports: Path | None) -> Path:
     return _writable(parser, args.results, "--results", swapped=True)
 
 
+_HELD = contextlib.ExitStack()  # the exports folder's lock, released when the command ends (_guarded)
+
+
 def _exports(parser, args) -> Path:
+    """The exports folder, writable, and locked for this run (`fmnist.lock`)."""
+    from fmnist import lock
     from fmnist.storage import DEFAULT_EXPORTS
-    return _writable(parser, args.exports or DEFAULT_EXPORTS, "--exports")
+    exports = _writable(parser, args.exports or DEFAULT_EXPORTS, "--exports")
+    _HELD.enter_context(lock.exclusive(exports, wait=not getattr(args, "no_wait", False)))
+    return exports
 
 
 class _Interrupt:
@@ -159,7 +170,8 @@ def _guarded(main):
         _Interrupt.seen = False
         previous = signal.signal(signal.SIGINT, _Interrupt.handler)
         try:
-            code = main(argv)
+            with scratch.contained():
+                code = main(argv)
             if _Interrupt.seen:
                 raise KeyboardInterrupt
             return code
@@ -178,6 +190,7 @@ def _guarded(main):
                   file=sys.stderr)
             return e.exit_code if expected else FAILURE_EXIT
         finally:
+            _HELD.close()
             signal.signal(signal.SIGINT, previous)
     wrapper.__doc__ = main.__doc__
     return wrapper
@@ -367,5 +380,9 @@ def bench_main(argv=None) -> int:
     if crashed:
         print(f"error: the measuring process of {', '.join(crashed)} crashed; its rows are error rows, the other "
               f"runtimes' rows are kept", file=sys.stderr)
-        return 1
-    return 0
+    from fmnist.schedule import UNFINISHED
+    unfinished = [r for r in host if UNFINISHED in (r.get("error") or "")]
+    if unfinished:
+        print(f"error: {len(unfinished)} rows could not be produced ({unfinished[0]['error'][:160]}); the finished "
+              f"rows are kept in {args.results}/", file=sys.stderr)
+    return 1 if crashed or unfinished else 0

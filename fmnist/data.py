@@ -95,7 +95,7 @@ def read_idx(path: Path, magic: int, item_shape: tuple, expected_sha256: str | N
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape((count, *item_shape))
 
 
-def _has_all(directory: Path) -> bool:
+def has_all(directory: Path) -> bool:
     return all((directory / name).is_file() for name, *_ in FILES.values())
 
 
@@ -122,7 +122,7 @@ def find_directory(explicit: str | os.PathLike | None = None) -> Path:
     if explicit:
         return Path(explicit)  # an explicit choice is never silently replaced by another folder
     for candidate in (KERAS_CACHE, DEBIAN_DIR):
-        if _has_all(candidate):
+        if has_all(candidate):
             return candidate
     _download(KERAS_CACHE)
     return KERAS_CACHE

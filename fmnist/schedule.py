@@ -33,11 +33,14 @@ from fmnist.rows import row
 from fmnist.runtimes import get_runtime
 from fmnist.variants import BASE
 
+UNFINISHED = "did not finish"  # an error row of an infrastructure failure: the run exits non-zero
+
+
 def _lost_rows(model: str, what: str, why: str, runtimes: list[str], formats: list[str]) -> list[dict]:
     """A model whose job never finished: an error row on each selected runtime that would have
     measured it (one, without a runtime, when none was selected: an export-only run)."""
     from fmnist.models import get_spec
-    error = f"{what} did not finish: {why}"
+    error = f"{what} {UNFINISHED}: {why}"
     found = [(r, next((f for f in get_runtime(r).formats if f in formats), None)) for r in runtimes]
     return [row(model=model, source=get_spec(model).source, variant="base", format=fmt, runtime=r,
                 device=get_runtime(r).device, status="error", error=error) for r, fmt in found if fmt] or \
@@ -220,7 +223,7 @@ class Pipeline:
         else:
             runtime_ = get_runtime(runtime)
             rows = [row(**job.meta, format=job.format, runtime=runtime, device=runtime_.device,
-                        artifact_sha256=job.sha256, status="error", error=f"measuring did not finish: {_reason(error)}")
+                        artifact_sha256=job.sha256, status="error", error=f"measuring {UNFINISHED}: {_reason(error)}")
                     for job in jobs]
         self.outcome.rows.update({(runtime, job.folder, job.format): r for job, r in zip(jobs, rows)})
         self.on_progress(task.what, len(jobs) * SECONDS_PER_MEASURED_ROW)

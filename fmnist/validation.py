@@ -73,7 +73,8 @@ def _nested_problem(path: str, value, depth: int = 0) -> str | None:
     for key, item in items:
         if not isinstance(key, (str, int)) or (isinstance(key, str) and text_problem(key, path)):
             return f"{path} has a key that is not plain text"
-        problem = _nested_problem(f"{path}.{key}", item, depth + 1)
+        problem = _nested_problem(f"{path}.{key}" if isinstance(value, dict) else path, item, depth + 1)  # a list's
+        # items are held to their field's range
         if problem:
             return problem
     return None

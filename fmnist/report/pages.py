@@ -1,17 +1,16 @@
 """The pages of results/ that every run has: README (headline, own-model targets, method), accuracy,
 latency, size, and training. One render function per page, from the run's document and the
-analysis; a page's plots are drawn into the folder being published."""
+analysis; a page's plots and the CSV of a long per-row table (`long_table`) are written into the folder
+being published."""
 from __future__ import annotations
 
 from pathlib import Path
 
-from tabulate import tabulate
-
+from fmnist.atomic import write_text
 from fmnist.metrics import MAX_ACCURACY_DROP, MIN_AGREEMENT, VARIANT_MAX_DROP
 from fmnist.models import get_spec
 from fmnist.report import analysis as a
-
-NO_DATA = "_No measured rows in this run for this section._"
+from fmnist.report.gfm import LONG, NO_DATA, Column, csv_of, field, table, table_of  # noqa: F401 (NO_DATA: its users)
 
 
 def pct(value) -> str:
@@ -22,10 +21,6 @@ def us(value) -> str:
     if value is None:
         return ""
     return f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
-
-
-def table(rows, headers) -> str:
-    return tabulate(rows, headers, tablefmt="github", disable_numparse=True) if rows else NO_DATA
 
 
 def features(machine: dict) -> str:
@@ -192,50 +187,93 @@ def _page(title: str, body: str, document: dict) -> str:
                       *environment_lines(document["environment"]), *method_lines(document)])
 
 
-def accuracy_page(document: dict) -> str:
-    rows = [[r["model"], r["variant"], r["format"], r["runtime"], pct(r["accuracy"]),
-             f"{100 * r['accuracy_delta']:+.2f}", pct(r["agreement"]), f"{r['max_abs_diff']:.1e}",
-             pct(r["source_accuracy"]) + (f" ({100 * (r['source_accuracy'] - r['base_test_accuracy']):+.2f} vs base)"
-                                          if r.get("base_test_accuracy") is not None else ""),
-             "⚠ " + ", ".join(r["flag_reasons"]) if r["flagged"] else ""] for r in a.ok_rows(a.host_rows(document["records"]))]
-    return _page("Accuracy and parity", table(rows, [
-        "model", "variant", "format", "runtime", "accuracy", "Δ pts vs its Keras model", "top-1 agreement",
-        "max |Δp|", "its Keras model's acc", "flag"]), document)
+ACCURACY = [field("model"), field("variant"), field("format"), field("runtime"), field("accuracy", pct),
+            Column("Δ pts vs its Keras model", lambda r: 100 * r["accuracy_delta"], lambda v: f"{v:+.2f}"),
+            field("agreement", pct, "top-1 agreement"), field("max_abs_diff", lambda v: f"{v:.1e}", "max |Δp|"),
+            field("source_accuracy", pct, "its Keras model's acc"),
+            Column("its Keras model vs base, pts", lambda r: None if r.get("base_test_accuracy") is None else
+                   100 * (r["source_accuracy"] - r["base_test_accuracy"]), lambda v: f"{v:+.2f}"),
+            Column("flag", lambda r: ", ".join(r["flag_reasons"]) if r["flagged"] else None, lambda v: f"⚠ {v}")]
 
 
-def latency_page(document: dict) -> str:
-    ok = a.ok_rows(a.host_rows(document["records"]))
+def latency_columns(ok: list[dict]) -> list[Column]:
     keras = a.reference_rows(ok)
-    rows = []
-    for r in ok:
-        lat, single, ref = r["latency_us"], r.get("single_thread"), keras.get(r["model"])
-        derived = "" if r.get("throughput_scope", "measured") == "measured" else " (derived)"
-        rows.append([r["model"], r["variant"], r["format"], r["runtime"], r["threads"] or "all",
-                     us(lat["p50"]), us(lat["p90"]), us(lat["p99"]), us(lat["mean"]), us(lat["std"]), lat["n"],
-                     f"{ref['latency_us']['p50'] / lat['p50']:,.0f}×" if ref else "",
-                     us(single["latency_us"]["p50"]) if single else "", f"{r['throughput_ips']:,.0f}{derived}",
-                     f"{single['throughput_ips']:,.0f}" if single else "", f"{r['load_ms']:.1f}",
-                     f"{r['first_inference_ms']:.2f}", f"{r['peak_rss_mb']:.1f}", f"{r['model_rss_mb']:.1f}",
-                     f"{r['peak_rss_mb_large_batches']:.0f}" if r.get("peak_rss_mb_large_batches") else ""])
-    return _page("Latency, throughput, cold start, memory", table(rows, [
-        "model", "variant", "format", "runtime", "threads", "p50 µs", "p90", "p99", "mean", "std", "calls",
-        "vs Keras call", "p50 µs 1 thread", "img/s", "img/s 1 thread", "load ms", "first call ms",
-        "batch-1 peak RSS MB", "batch-1 model RSS MB", "peak RSS MB after large batches"]), document)
+    speedup = lambda r: (ref := keras.get(r["model"])) and ref["latency_us"]["p50"] / r["latency_us"]["p50"]  # noqa
+    return [field("model"), field("variant"), field("format"), field("runtime"),
+            Column("threads", lambda r: r["threads"] or "all"), field("latency_us.p50", us, "p50 µs"),
+            *(field(f"latency_us.{k}", us, k) for k in ("p90", "p99", "mean", "std")),
+            field("latency_us.n", str, "calls"),
+            Column("vs Keras call", speedup, lambda v: f"{v:,.0f}×"),
+            field("single_thread.latency_us.p50", us, "p50 µs 1 thread"),
+            field("throughput_ips", lambda v: f"{v:,.0f}", "img/s"),
+            Column("img/s is", lambda r: None if r.get("throughput_scope", "measured") == "measured" else "derived"),
+            field("single_thread.throughput_ips", lambda v: f"{v:,.0f}", "img/s 1 thread"),
+            field("load_ms", lambda v: f"{v:.1f}", "load ms"),
+            field("first_inference_ms", lambda v: f"{v:.2f}", "first call ms"),
+            field("peak_rss_mb", lambda v: f"{v:.1f}", "batch-1 peak RSS MB"),
+            field("model_rss_mb", lambda v: f"{v:.1f}", "batch-1 model RSS MB"),
+            field("peak_rss_mb_large_batches", lambda v: f"{v:.0f}", "peak RSS MB after large batches")]
 
 
-def size_page(document: dict) -> str:
+def best_per(rows: list[dict], key, better) -> list[dict]:
+    """For each value of key(row), in order, the row that `better` ranks first (lowest)."""
+    return [min((r for r in rows if key(r) == k), key=better) for k in sorted({key(r) for r in rows})]
+
+
+def long_table(rows: list[dict], columns: list[Column], csv_name: str, folder: Path,
+               best: dict[str, list[dict]]) -> str:
+    """Every row to `csv_name` in `folder`; on the page, the whole table when it is short, else the
+    best rows (`best`: section title -> rows) and a link to the CSV."""
+    write_text(Path(folder) / csv_name, csv_of(rows, columns))
+    everything = f"Every row ({len(rows):,}), sortable and searchable: [{csv_name}]({csv_name})."
+    if len(rows) <= LONG:
+        return "\n".join([table_of(rows, columns), "", everything])
+    sections = [line for title, picked in best.items() for line in (f"## {title}", "", table_of(picked, columns), "")]
+    return "\n".join([*sections, everything])
+
+
+def accuracy_page(document: dict, folder: Path) -> str:
     ok = a.ok_rows(a.host_rows(document["records"]))
-    seen, rows = set(), []
+    rank = lambda r: (r["flagged"], -r["accuracy"], -r["agreement"], r["latency_us"]["p50"])  # noqa: E731
+    flagged = sum(r["flagged"] for r in ok)
+    body = long_table(ok, ACCURACY, "accuracy.csv", folder, {
+        "The most accurate unflagged row of each model": best_per(ok, lambda r: r["model"], rank),
+        "The most accurate unflagged row on each runtime": best_per(ok, lambda r: r["runtime"], rank)})
+    return _page("Accuracy and parity", f"{body} Flagged: {flagged} of {len(ok)} rows (the csv's `flag` column).",
+                 document)
+
+
+def latency_page(document: dict, folder: Path) -> str:
+    ok = a.ok_rows(a.host_rows(document["records"]))
+    good = [r for r in ok if a.sound(r, r["source_accuracy"])]
+    fastest = lambda r: r["latency_us"]["p50"]  # noqa: E731
+    body = long_table(ok, latency_columns(ok), "latency.csv", folder, {
+        "The fastest sound edge row of each model": best_per([r for r in good if a.is_edge(r)], lambda r: r["model"],
+                                                            fastest),
+        "The fastest sound row on each runtime": best_per(good, lambda r: r["runtime"], fastest)})
+    return _page("Latency, throughput, cold start, memory",
+                 f"{body} Sound: not flagged and within {100 * MAX_ACCURACY_DROP:g} pts of its Keras model; TFLM's "
+                 f"host latency says nothing of a microcontroller's, so no model's fastest row is a TFLM one.",
+                 document)
+
+
+def size_page(document: dict, folder: Path) -> str:
+    ok = a.ok_rows(a.host_rows(document["records"]))
+    firsts = {}
     for r in ok:
-        if (r["model"], r["variant"], r["format"]) in seen:
-            continue
-        seen.add((r["model"], r["variant"], r["format"]))
-        shrink = a.shrink(r, ok)
-        rows.append([r["model"], r["variant"], r["format"], f"{r['size_bytes']:,}", f"{r['size_gzip_bytes']:,}",
-                     f"{shrink:.2f}×" if shrink else "", f"{r['params']:,}",
-                     f"{r['nonzero_params']:,}" if r.get("nonzero_params") else "", f"{r['macs']:,}"])
-    return _page("Size", table(rows, ["model", "variant", "format", "bytes", "gzip bytes", "float counterpart / this",
-                                      "params", "non-zero params", "MACs/image"]), document)
+        firsts.setdefault((r["model"], r["variant"], r["format"]), r)
+    artifacts = list(firsts.values())
+    columns = [field("model"), field("variant"), field("format"), field("size_bytes", lambda v: f"{v:,}", "bytes"),
+               field("size_gzip_bytes", lambda v: f"{v:,}", "gzip bytes"),
+               Column("float counterpart / this", lambda r: a.shrink(r, ok), lambda v: f"{v:.2f}×"),
+               field("params", lambda v: f"{v:,}"),
+               field("nonzero_params", lambda v: f"{v:,}" if v else "", "non-zero params"),
+               field("macs", lambda v: f"{v:,}", "MACs/image")]
+    good = [r for r in artifacts if a.sound(r, r["source_accuracy"])]
+    smallest = lambda r: r["size_bytes"]  # noqa: E731
+    return _page("Size", long_table(artifacts, columns, "size.csv", folder, {
+        "The smallest sound artifact of each model": best_per(good, lambda r: r["model"], smallest),
+        "The smallest sound artifact in each format": best_per(good, lambda r: r["format"], smallest)}), document)
 
 
 def _quick_run(t: dict) -> str:

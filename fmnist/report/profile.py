@@ -3,12 +3,14 @@ the runtimes that have a profiler (ONNX Runtime, OpenVINO), estimated in NPU cyc
 counted in MACs from the graph for the runtimes without one (LiteRT, TFLM)."""
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 from fmnist import plots
 from fmnist.export import get_format
 from fmnist.report import analysis as a
-from fmnist.report.pages import environment_lines, table, us
+from fmnist.report.gfm import table
+from fmnist.report.pages import environment_lines, us
 
 TOP = 3  # ops named per row in the tables
 
@@ -48,14 +50,29 @@ def _row(r: dict) -> list:
                       sorted(a.family_shares(profile).items(), key=lambda kv: -kv[1]) if share >= 0.005)]
 
 
+UNITS = {"µs": "time (profiler, 1 thread)", "cycles": "NPU cycles (Vela estimate)", "MACs": "MACs (counted)"}
+
+
+def _bars(mine: list[dict]) -> dict[str, dict[str, dict[str, float]]]:
+    """unit -> bar label -> op family shares, for one model's rows; formats of one runtime whose
+    shares agree to half a point share a bar (LiteRT's MACs are the graph's, in every format)."""
+    found = {}
+    for r in mine:
+        shares = a.family_shares(r["op_profile"])
+        key = (r["runtime"], tuple(sorted((f, round(200 * v)) for f, v in shares.items() if round(200 * v))))
+        found.setdefault(UNITS.get(r["op_profile"]["unit"], r["op_profile"]["unit"]), {}).setdefault(
+            key, (shares, []))[1].append(r["format"])
+    return {unit: {textwrap.fill(f"{runtime} · {', '.join(formats)}", 34): shares
+                   for (runtime, _), (shares, formats) in bars.items()} for unit, bars in found.items()}
+
+
 def profile_page(document: dict, folder: Path) -> str | None:
     rows = profiled_rows(document["records"])
     if not rows:
         return None
     models = sorted({r["model"] for r in rows})
-    bars = {model: {f"{r['runtime']} · {r['format']}": a.family_shares(r["op_profile"])
-                    for r in rows if r["model"] == model} for model in models}
-    plots.op_shares(bars, folder / "plots" / "profile.png")
+    plots.op_shares({model: _bars([r for r in rows if r["model"] == model]) for model in models},
+                    folder / "plots" / "profile.png")
     sources = sorted({(r["runtime"], r["op_profile"]["source"]) for r in rows})
     sections = []
     for model in models:

@@ -19,7 +19,7 @@ from fmnist import plots, resultsdir
 from fmnist.atomic import write_json, write_text
 from fmnist.errors import one_line
 from fmnist.environment import HOST_LABEL
-from fmnist.report import analysis, pages, profile, topics
+from fmnist.report import analysis, explorer, pages, profile, topics
 
 DEVICES_DIR = "devices"
 TRAINING_DIR = "training"
@@ -143,11 +143,14 @@ def publish_benchmark(document: dict, results: Path, training_plots: dict | None
             shutil.copy2(page, tmp / page.name)
             carried[page.name] = f"what each choice in {page.stem.split('-', 1)[1]}'s design buys " \
                                  f"(`fmnist-train --ablation {page.stem.split('-', 1)[1]}`)"
-        made = {"accuracy.md": "accuracy and parity, every row", "latency.md": "latency, throughput, cold start "
-                "and memory, every row", "size.md": "artifact sizes, parameters and MACs"}
-        write_text(tmp / "accuracy.md", pages.accuracy_page(document))
-        write_text(tmp / "latency.md", pages.latency_page(document))
-        write_text(tmp / "size.md", pages.size_page(document))
+        made = {"accuracy.md": "accuracy and parity: the best rows (every row: accuracy.csv)", "latency.md": "latency, "
+                "throughput, cold start and memory: the best rows (every row: latency.csv)", "size.md": "artifact sizes, "
+                "parameters and MACs (every artifact: size.csv)", "explorer.html": "every measured row in your browser, "
+                "offline: filter, sort, and accuracy against latency with the Pareto front"}
+        write_text(tmp / "explorer.html", explorer.page(document))
+        write_text(tmp / "accuracy.md", pages.accuracy_page(document, tmp))
+        write_text(tmp / "latency.md", pages.latency_page(document, tmp))
+        write_text(tmp / "size.md", pages.size_page(document, tmp))
         for name, (render, what) in TOPICS.items():
             text = render(document, tmp)
             if text:
@@ -168,6 +171,12 @@ def publish_benchmark(document: dict, results: Path, training_plots: dict | None
             for plot in ("accuracy_vs_latency", "latency_by_runtime"):
                 getattr(plots, plot)(ok, tmp / "plots" / f"{plot}.png")
                 drawn.append(f"plots/{plot}.png")
+        if explorer.browser() and document.get("complete", True):  # a browser per refresh would cost a core
+            try:
+                explorer.screenshot(tmp / "explorer.html", tmp / "plots" / "explorer.png", explorer.browser())
+                drawn.append("plots/explorer.png")
+            except Exception as e:  # noqa: BLE001  (a picture of the page is no reason to lose the run)
+                print(f"warning: no screenshot of explorer.html ({one_line(e, 120)})", file=sys.stderr)
         write_text(tmp / "README.md", pages.readme(document, made, drawn))
     return document
 

@@ -9,7 +9,8 @@ from fmnist import plots
 from fmnist.boards import BOARDS, FLASH_RESERVE, NPU_BOARDS, RAM_FREE_FOR_ARENA
 from fmnist.metrics import MAX_ACCURACY_DROP
 from fmnist.report import analysis as a
-from fmnist.report.pages import environment_lines, features, pct, table, us
+from fmnist.report.gfm import Column, field, table
+from fmnist.report.pages import best_per, environment_lines, features, long_table, pct, us
 from fmnist.runtimes import get_runtime
 
 
@@ -36,6 +37,11 @@ def _sixteen_lines(summary: dict | None) -> list[str]:
             f"{summary['pairs']} 16-bit graphs: the others run on the runtime's builtin kernels.", ""]
 
 
+LAYERS = [field("model"), field("variant"), field("format"), Column("layer", lambda r: _layer_name(r["tensor"])),
+          field("op"), field("rmse_over_scale", lambda v: f"{v:.3f}", "RMSE/scale"),
+          field("sqnr_db", lambda v: f"{v:.1f}", "SQNR (dB)"), field("sqnr_drop_db", lambda v: f"{v:.1f}", "drop (dB)")]
+
+
 def quantization_page(document: dict, folder: Path) -> str | None:
     """results/quantization.md: per-layer error of every calibrated artifact (from the run's
     document), each model's worst layer, and what each int8-class option costs."""
@@ -47,16 +53,18 @@ def quantization_page(document: dict, folder: Path) -> str | None:
     worst_rows = [[w["model"], w["variant"], w["format"], _layer_name(w["worst"]["tensor"]), w["worst"]["op"],
                    f"{w['worst']['rmse_over_scale']:.2f}", f"{w['worst']['sqnr_db']:.1f}",
                    f"{w['layers'][-1]['sqnr_db']:.1f}", f"{w['agreement']:.4f}"] for w in worst if w["worst"]]
-    series = {f"{w['model']} {w['variant']}": w["sqnr_by_layer"] for w in worst if w["sqnr_by_layer"]}
+    series = {}
+    for w in worst:
+        if w["sqnr_by_layer"]:
+            series.setdefault(w["model"], {})[f"{w['variant']} {w['format']}"] = w["sqnr_by_layer"]
     if series:
         plots.sqnr_by_layer(series, folder / "plots" / "sqnr_by_layer.png")
     columns, costs = a.integer_costs(ok)
     cost_rows = [[c["model"], *(_cost(c["cells"].get(col)) for col in columns),
                   (f"{a.label(c['best'])}: {pct(c['best']['accuracy'])}, {c['best']['size_bytes']:,} B, "
                    f"{us(c['best']['latency_us']['p50'])} µs") if c["best"] else ""] for c in costs]
-    all_rows = [[f"{e['model']} · {e['variant']} · {e['format']}", _layer_name(r["tensor"]), r["op"],
-                 f"{r['rmse_over_scale']:.3f}", f"{r['sqnr_db']:.1f}", f"{r['sqnr_drop_db']:.1f}"]
-                for e in entries for r in e["layers"]]
+    layers = [{**r, "model": e["model"], "variant": e["variant"], "format": e["format"]}
+              for e in entries for r in e["layers"]]
     return "\n".join([
         "# Quantization: where int8 loses precision, and what rescues it", "",
         "Written by `fmnist-bench` from the export manifests and the benchmark rows of a real run.", "",
@@ -77,11 +85,19 @@ def quantization_page(document: dict, folder: Path) -> str | None:
         "formats; the last column is the best int8-class edge row.", "",
         table(cost_rows, ["model", *columns, "best int8-class edge artifact"]), "",
         "## Every layer", "",
-        table(all_rows, ["artifact", "layer", "op", "RMSE/scale", "SQNR (dB)", "drop (dB)"]), "",
+        long_table(layers, LAYERS, "layers.csv", folder, {}), "",
         *environment_lines(document["environment"])])
 
 
-def _npu_lines(document: dict) -> list[str]:
+def _tick(fits: bool) -> str:
+    return "✓" if fits else "✗"
+
+
+def _weights(r: dict) -> int:
+    return r["ethos_u"]["flash_bytes"] + r["ethos_u"]["dram_bytes"]
+
+
+def _npu_lines(document: dict, folder: Path) -> list[str]:
     """micro.md's Ethos-U section: Vela's estimates beside TFLM's arena for the same file, and which
     NPU boards hold each network."""
     host = a.host_rows(document["records"])
@@ -93,17 +109,17 @@ def _npu_lines(document: dict) -> list[str]:
     arenas = {r["artifact_sha256"]: r["tflm"]["arena_bytes_min"] for r in a.ok_rows(host) if r.get("tflm")}
     configs = sorted({(r["runtime"], r["ethos_u"]["system_config"], r["ethos_u"]["memory_mode"],
                        r["ethos_u"]["system"], r["ethos_u"]["clock_hz"]) for r in estimates})
-    rows = []
-    for r in estimates:
-        e = r["ethos_u"]
-        weights = e["flash_bytes"] + e["dram_bytes"]
-        rows.append([r["model"], r["variant"], r["format"], r["runtime"], f"{e['cycles_total']:,}",
-                     f"{e['cycles_npu']:,}", us(e["inference_us"]), f"{e['inferences_per_second']:,.0f}",
-                     f"{e['sram_bytes']:,}", f"{weights:,} ({e['weights_in']})",
-                     f"{arenas[r['artifact_sha256']]:,}" if r["artifact_sha256"] in arenas else "",
-                     f"{e['npu_ops']} / {e['cpu_ops']}",
-                     *(("✓" if b.fits(e["sram_bytes"], weights) else "✗") if b.accelerator == r["runtime"] else "—"
-                       for b in NPU_BOARDS)])
+    npu = lambda key, show=lambda v: f"{v:,}", header=None: field(f"ethos_u.{key}", show, header)  # noqa: E731
+    columns = [field("model"), field("variant"), field("format"), field("runtime", header="NPU"),
+               npu("cycles_total", header="cycles"), npu("cycles_npu", header="NPU cycles"),
+               npu("inference_us", us, "est. µs"), npu("inferences_per_second", lambda v: f"{v:,.0f}", "est. inf/s"),
+               npu("sram_bytes", header="SRAM B"), Column("weights B", _weights, lambda v: f"{v:,}"),
+               npu("weights_in", str, "weights in"),
+               Column("TFLM arena B (same file)", lambda r: arenas.get(r["artifact_sha256"]), lambda v: f"{v:,}"),
+               Column("ops NPU / CPU", lambda r: f"{r['ethos_u']['npu_ops']} / {r['ethos_u']['cpu_ops']}"),
+               *(Column(b.name, lambda r, b=b: b.fits(r["ethos_u"]["sram_bytes"], _weights(r))
+                        if b.accelerator == r["runtime"] else None, _tick) for b in NPU_BOARDS)]
+    fastest = lambda r: r["ethos_u"]["inference_us"]  # noqa: E731
     return [
         "## Arm Ethos-U NPUs: Vela's estimates (nothing ran)", "",
         "Arm's compiler Vela compiled each int8 batch-1 (`tflm`) file and each 16x8 file (which has no batch-1 "
@@ -115,12 +131,10 @@ def _npu_lines(document: dict) -> list[str]:
           f"{clock / 1e6:,.0f} MHz." for runtime, config, mode, system, clock in configs], "",
         f"An NPU board holds a network when its weights plus {FLASH_RESERVE // 1024} KiB fit the memory they are "
         f"read from, and Vela's SRAM fits {RAM_FREE_FOR_ARENA:.0%} of the board's SRAM. Board figures: README.md.",
-        "", "| board | SoC | NPU configuration | SRAM | weights memory |", "|---|---|---|---|---|",
-        *[f"| {b.name} | {b.soc} | {b.accelerator} | {b.sram_bytes // 1024:,} KiB | {b.weights_bytes // 1024:,} KiB |"
-          for b in NPU_BOARDS], "",
-        table(rows, ["model", "variant", "format", "NPU", "cycles", "NPU cycles", "est. µs", "est. inf/s",
-                     "SRAM B", "weights B (where)", "TFLM arena B (same file)", "ops NPU / CPU",
-                     *(b.name for b in NPU_BOARDS)]), "",
+        "", table([[b.name, b.soc, b.accelerator, f"{b.sram_bytes // 1024:,} KiB", f"{b.weights_bytes // 1024:,} KiB"]
+                   for b in NPU_BOARDS], ["board", "SoC", "NPU configuration", "SRAM", "weights memory"]), "",
+        long_table(estimates, columns, "npu.csv", folder, {"The fastest estimate of each model on each NPU": best_per(
+            estimates, lambda r: (r["model"], r["runtime"]), fastest)}), "",
         *(["### Not compiled", "", *problems, ""] if problems else [])]
 
 
@@ -128,20 +142,27 @@ def micro_page(document: dict, folder: Path) -> str | None:
     """results/micro.md: every artifact measured on a microcontroller runtime (flash, arena, MACs,
     accuracy, and which common boards can hold it), and the NPU estimates."""
     micro = a.micro_rows(a.host_rows(document["records"]))
-    npu = _npu_lines(document)
+    npu = _npu_lines(document, folder)
     if not micro and not npu:
         return None
-    rows = []
-    for r in a.ok_rows(micro):
-        t = r[r["runtime"]]  # a microcontroller runtime's own section: arena, flash, ops, agreement
-        agreement = next((v for k, v in t.items() if k.startswith("agreement_with_")), None)
-        rows.append([r["model"], r["variant"], r["format"], f"{t['flash_bytes']:,}", f"{t['arena_bytes_min']:,}",
-                     f"{t['arena_bytes_recorded']:,}" if t["arena_bytes_recorded"] else "", f"{r['macs']:,}",
-                     pct(r["accuracy"]), f"{100 * r['accuracy_delta']:+.2f}",
-                     pct(agreement) if agreement is not None else "no LiteRT row", us(r["latency_us"]["p50"]),
-                     f"{r['peak_rss_mb']:.1f}", ", ".join(t["ops"]),
-                     f"= {t['outputs_from']['file']}" if t.get("outputs_from") else "own pass",
-                     *("✓" if b.fits(t["flash_bytes"], t["arena_bytes_min"]) else "✗" for b in BOARDS)])
+    own = lambda key, show=lambda v: f"{v:,}", header=None: Column(  # noqa: E731
+        header or key, lambda r: r[r["runtime"]].get(key), show)  # a microcontroller runtime's own section
+    agreement = lambda r: next((v for k, v in r[r["runtime"]].items() if k.startswith("agreement_with_")), None)  # noqa
+    columns = [field("model"), field("variant"), field("format"), own("flash_bytes", header="flash B"),
+               own("arena_bytes_min", header="arena B (min)"),
+               own("arena_bytes_recorded", lambda v: f"{v:,}" if v else "", "arena B (recorded)"),
+               field("macs", lambda v: f"{v:,}", "MACs"), field("accuracy", pct, "TFLM acc"),
+               Column("Δ pts vs Keras", lambda r: 100 * r["accuracy_delta"], lambda v: f"{v:+.2f}"),
+               Column("agree w/ LiteRT", lambda r: agreement(r) if agreement(r) is not None else "no LiteRT row",
+                      lambda v: v if isinstance(v, str) else pct(v)),
+               field("latency_us.p50", us, "host p50 µs"), field("peak_rss_mb", lambda v: f"{v:.1f}", "host RSS MB"),
+               own("ops", ", ".join),
+               Column("full-test outputs", lambda r: f"= {r[r['runtime']]['outputs_from']['file']}"
+                      if r[r["runtime"]].get("outputs_from") else "own pass"),
+               *(Column(b.name, lambda r, b=b: b.fits(r[r["runtime"]]["flash_bytes"],
+                                                      r[r["runtime"]]["arena_bytes_min"]), _tick) for b in BOARDS)]
+    ok = a.ok_rows(micro)
+    rank = lambda r: (r["flagged"], -r["accuracy"], r[r["runtime"]]["flash_bytes"])  # noqa: E731
     problems = [f"- {r['model']} {r['variant']} {r['format']}: {r['error']}" for r in micro if r["status"] == "error"]
     unavailable = [f"- not measured: {r['error']}" for r in micro if r["status"] == "unavailable"]
     return "\n".join([
@@ -160,12 +181,10 @@ def micro_page(document: dict, folder: Path) -> str | None:
         f"{RAM_FREE_FOR_ARENA:.0%} of its RAM (the rest for stack, heap and drivers). Board figures: README.md. "
         f"Host p50 is TFLM's reference kernels on this host: it says nothing about a microcontroller's latency. "
         f"Host RSS is the host process's batch-1 footprint (TFLM's Python interpreter included), not an MCU's RAM.",
-        "", "| board | MCU | flash | RAM |", "|---|---|---|---|",
-        *[f"| {b.name} | {b.mcu} | {b.flash_bytes // 1024:,} KiB | {b.ram_bytes // 1024:,} KiB |" for b in BOARDS],
-        "", table(rows, ["model", "variant", "format", "flash B", "arena B (min)", "arena B (recorded)", "MACs",
-                         "TFLM acc", "Δ pts vs Keras", "agree w/ LiteRT", "host p50 µs", "host RSS MB", "ops",
-                         "full-test outputs",
-                         *(b.name for b in BOARDS)]), "",
+        "", table([[b.name, b.mcu, f"{b.flash_bytes // 1024:,} KiB", f"{b.ram_bytes // 1024:,} KiB"] for b in BOARDS],
+                  ["board", "MCU", "flash", "RAM"]),
+        "", long_table(ok, columns, "micro.csv", folder, {
+            "The most accurate unflagged TFLM row of each model": best_per(ok, lambda r: r["model"], rank)}), "",
         *(["## Not run on TFLM", "", *problems, *unavailable, ""] if problems or unavailable else []),
         *npu, *environment_lines(document["environment"])])
 

@@ -1,0 +1,43 @@
+"""One temp folder per command: every library's caches, telemetry and temp files go there, and it is
+removed when the command ends (TF-free).
+
+Left alone, a run writes outside the folders it was given: OpenVINO's telemetry (~/intel), ONNX
+Runtime's (~/.cache/Microsoft), Keras' settings (~/.keras), matplotlib's font cache, TensorFlow
+autograph's generated files and Dask's scratch space (/tmp). The variables below point each of them
+here, for this process and every worker and measuring process it starts.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+FOLDERS = {"TMPDIR": "tmp", "XDG_CACHE_HOME": "cache", "MPLCONFIGDIR": "matplotlib", "KERAS_HOME": "keras",
+           "HOME": "home"}  # HOME: OpenVINO's telemetry knows no other setting
+
+
+@contextlib.contextmanager
+def contained():
+    """Run the block with the variables above pointing into a fresh temp folder; restore them and
+    remove the folder after. The data folder found in the real home is passed on by FMNIST_DATA_DIR."""
+    from fmnist import data
+    saved = {name: os.environ.get(name) for name in [*FOLDERS, "FMNIST_DATA_DIR"]}
+    root = Path(tempfile.mkdtemp(prefix="fmnist-run-"))
+    try:
+        if not saved["FMNIST_DATA_DIR"] and data.has_all(data.KERAS_CACHE):
+            os.environ["FMNIST_DATA_DIR"] = str(data.KERAS_CACHE)  # a worker's home is the temp one
+        for name, folder in FOLDERS.items():
+            (root / folder).mkdir()
+            os.environ[name] = str(root / folder)
+        tempfile.tempdir = None  # read TMPDIR again
+        yield root
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        tempfile.tempdir = None
+        shutil.rmtree(root, ignore_errors=True)
