@@ -3,6 +3,7 @@ every runtime that runs its format -> publish results/."""
 from __future__ import annotations
 
 import datetime
+import json
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -14,7 +15,8 @@ from fmnist.overhead import overhead_check
 from fmnist.jobs import NATIVE_FORMAT, collect_jobs
 from fmnist.plan import Plan
 from fmnist.rows import row
-from fmnist.runtimes import get_runtime
+from fmnist.runtimes import get_runtime, list_runtimes
+from fmnist.validation import row_key, row_problem
 from fmnist.variants import BASE
 
 
@@ -85,6 +87,34 @@ def run(names: list[str], formats: list[str], runtimes: list[str], variants: lis
 REFRESH_SECONDS = 60.0
 
 
+def carried_rows(results: Path, exports: Path, records: list[dict], runtimes: list[str]) -> list[dict]:
+    """The host rows of results/ this run did not make, kept while their file is still the one in the
+    exports (each with the date it was measured): a run of a few models updates their rows and keeps
+    every other; a row whose file changed or is gone is dropped, never shown as current."""
+    try:
+        old = json.loads((Path(results) / "benchmark.json").read_text())
+        date, rows = old["environment"]["date"], list(old["records"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    from fmnist.export import list_formats
+    made = {row_key(r) for r in records}
+    current = {}
+    for folder in storage.trained_folders(exports):
+        try:
+            jobs = collect_jobs([folder], [NATIVE_FORMAT, *list_formats()], list_runtimes())
+        except storage.StorageError:
+            continue
+        current |= {(j.meta["model"], j.meta["variant"], j.format, j.runtime): j.sha256 for js in jobs.values() for j in js}
+    kept = []
+    for r in rows:
+        if not isinstance(r, dict) or r.get("machine") != environment.HOST_LABEL or row_problem(r) or row_key(r) in made:
+            continue
+        if r["status"] == "unavailable" and r.get("runtime") not in runtimes or \
+                current.get((r.get("model"), r.get("variant"), r.get("format"), r.get("runtime"))) == r.get("artifact_sha256"):
+            kept.append({**r, "measured_on": r.get("measured_on", date)})
+    return kept
+
+
 def _stage_seconds(outcome) -> dict:
     """Each stage's time: the jobs' own seconds, summed per stage (stages overlap on the cluster)."""
     seconds = {}
@@ -111,10 +141,17 @@ def _publish(plan, outcome, started, seconds: dict, overhead, results: Path, com
         if key in outcome.rows and (key[0] not in said or outcome.rows[key]["status"] != "unavailable"):
             records.append(outcome.rows[key])
             said |= {key[0]} if outcome.rows[key]["status"] == "unavailable" else set()
-    records = [{**r, "machine": environment.HOST_LABEL} for r in finish_rows(records)]
+    described = environment.describe(plan.config.seed)
+    records = [{**r, "machine": environment.HOST_LABEL, "measured_on": described["date"]} for r in finish_rows(records)]
+    kept = carried_rows(results, plan.exports, records, plan.runtimes)
+    records += kept
+    for r in kept:
+        folder = storage.model_dir(plan.exports, r["model"], r["variant"]) if r.get("model") else None
+        if folder and (folder / storage.RECORD_FILE).is_file():
+            folders.setdefault(folder.name, folder)
     summaries = [storage.training_summary(f) for f in folders.values()]
     costs = cost.run_cost([s for s, _ in summaries], seconds, started, cost.dense_gflops() if complete else None, wall)
-    document = {"schema": 1, "complete": complete, "environment": environment.describe(plan.config.seed),
+    document = {"schema": 1, "complete": complete, "environment": described,
                 "machines": {environment.HOST_LABEL: environment.machine(environment.HOST_LABEL)},
                 "settings": asdict(plan.settings), "stage_seconds": seconds, "harness_overhead": overhead,
                 "selection": {"models": plan.names, "formats": plan.measured_formats, "runtimes": plan.runtimes,

@@ -365,7 +365,9 @@ def bench_main(argv=None) -> int:
         cluster=args.cluster, insecure=args.insecure_cluster,
         devices=() if args.devices is None else (args.devices or None))  # --devices alone: every device present
     from fmnist.environment import HOST_LABEL
-    host = [r for r in document["records"] if r["machine"] == HOST_LABEL]  # merged device rows aside
+    date = document["environment"]["date"]
+    host = [r for r in document["records"] if r["machine"] == HOST_LABEL and r.get("measured_on", date) == date]
+    kept = sum(r["machine"] == HOST_LABEL and r.get("measured_on", date) != date for r in document["records"])
     counts = {s: sum(r["status"] == s for r in host) for s in ("ok", "estimated", "error", "unavailable")}
     flagged = sum(bool(r.get("flagged")) for r in host)
     reused = sum(bool(r.get("reused")) for r in host if r["status"] == "ok")
@@ -375,7 +377,7 @@ def bench_main(argv=None) -> int:
           f"artifacts (the rest reused)")
     print(f"wrote {args.results}/: {counts['ok']} rows ({counts['ok'] - reused} measured, {reused} reused; "
           f"{flagged} flagged), {counts['estimated']} estimates, {counts['error']} errors, {counts['unavailable']} "
-          f"runtimes unavailable")
+          f"runtimes unavailable{f'; {kept} rows of earlier runs kept (not asked for, files unchanged)' if kept else ''}")
     crashed = sorted({r["runtime"] for r in host if "process crashed" in (r.get("error") or "")})
     if crashed:
         print(f"error: the measuring process of {', '.join(crashed)} crashed; its rows are error rows, the other "

@@ -28,6 +28,8 @@ class Row(TypedDict, total=False):
     error: str | None
     formats: list                    # unavailable rows: the formats this runtime would have run
     reused: bool                     # figures measured by an earlier run on this machine, file and code
+    measured_on: str                 # the date of the run that published the row (a row a later run did not ask
+    #                                  for is kept, while its file is unchanged, with its own date)
     # parity with the Keras source model, on all test images
     accuracy: float                  # top-1 on the test images, a fraction
     source_accuracy: float           # the Keras source model's, on the same images
@@ -69,6 +71,9 @@ class Row(TypedDict, total=False):
     ethos_u: dict                    # Ethos-U (Vela estimate): accelerator, system_config, clock_hz, cycles_npu,
     #                                  cycles_total, inference_us, sram_bytes, flash_bytes, dram_bytes, npu_ops,
     #                                  cpu_ops, layers, warnings, estimated
+    cortex_m: dict                   # Cortex-M (QEMU instruction count, estimate): core, instructions, macs,
+    #                                  instructions_per_mac, clock_hz, inference_us, flash_weights_bytes,
+    #                                  flash_code_bytes, ram_activation_bytes, stack_bytes, ram_bytes, layers
     op_profile: dict                 # per op: source, unit (µs, cycles or MACs), total, by_type shares, top ops,
     #                                  profiled_wall_us_mean
 

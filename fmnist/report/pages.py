@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fmnist.atomic import write_text
+from fmnist.environment import HOST_LABEL
 from fmnist.metrics import MAX_ACCURACY_DROP, MIN_AGREEMENT, VARIANT_MAX_DROP
 from fmnist.models import get_spec
 from fmnist.report import analysis as a
@@ -62,10 +63,16 @@ def method_lines(document: dict) -> list[str]:
                      f"`interpreter.invoke()` loop: {overhead['harness_us']:.2f} µs against "
                      f"{overhead['bare_loop_us']:.2f} µs per call, ratio {overhead['ratio']:.3f} (interquartile "
                      f"{overhead['ratio_lower_quartile']:.3f}-{overhead['ratio_upper_quartile']:.3f}).")
-    reused = sum(bool(r.get("reused")) for r in records)
+    date = document["environment"]["date"]
+    measured = [r for r in records if r.get("machine", HOST_LABEL) == HOST_LABEL and r["status"] == "ok"]
+    reused = sum(bool(r.get("reused")) for r in measured)
     if reused:
-        lines.append(f"- {reused} of the {sum(r['status'] == 'ok' for r in records)} measured rows were measured by "
-                     f"an earlier run on this machine, of the same file, settings and measuring code, and reused.")
+        lines.append(f"- {reused} of the {len(measured)} rows measured on this machine were measured by an earlier "
+                     f"run on this machine, of the same file, settings and measuring code, and reused.")
+    carried = sorted({r["measured_on"][:10] for r in measured if r.get("measured_on", date) != date})
+    if carried:
+        lines.append(f"- {sum(r.get('measured_on', date) != date for r in measured)} rows were not asked for by this "
+                     f"run and are kept from the earlier runs of {', '.join(carried)} (their files unchanged).")
     return lines + [""]
 
 
