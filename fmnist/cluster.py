@@ -53,9 +53,13 @@ def check_address(address: str, insecure: bool = False) -> str:
 @contextlib.contextmanager
 def connect(address: str | None = None, *, insecure: bool = False, workers: int | None = None,
             timeout: float = 10.0):
-    """A Client of the cluster at `address`, or of a LocalCluster started (and closed) here."""
+    """A Client of the cluster at `address`, or of a LocalCluster started (and closed) here. The local
+    cluster speaks TLS with mutual authentication on credentials made for this run alone
+    (`Security.temporary()`), on loopback, with no HTTP endpoint: Dask's protocol runs whatever code it
+    is sent, so another local user (or process without the credentials) must not be able to connect."""
     import dask
     from distributed import Client, LocalCluster
+    from distributed.security import Security
     if address is None:
         # a Ctrl-C stops the workers mid-job, and multiprocessing's tracker would then warn of their semaphores
         os.environ.setdefault("PYTHONWARNINGS", "ignore:resource_tracker:UserWarning")
@@ -65,11 +69,16 @@ def connect(address: str | None = None, *, insecure: bool = False, workers: int 
         environ = {k: v for k, v in dask.config.get("distributed.nanny.pre-spawn-environ").items()
                    if k != "MALLOC_TRIM_THRESHOLD_"}
         with dask.config.set({"distributed.worker.daemon": False, "distributed.scheduler.work-stealing": False,
-                              "distributed.nanny.pre-spawn-environ": environ}):
+                              "distributed.nanny.pre-spawn-environ": environ,
+                              # Dask always listens for HTTP: on loopback, with nothing behind it
+                              "distributed.scheduler.http.routes": [], "distributed.worker.http.routes": []}):
+            security = Security.temporary()
             cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
-                                   resources={TRAINING: 1}, dashboard_address=None, silence_logs=logging.ERROR,
+                                   resources={TRAINING: 1}, dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR,
+                                   protocol="tls://", host="127.0.0.1", security=security,
+                                   scheduler_kwargs={"dashboard": False},
                                    memory_limit=0)  # TensorFlow's arenas are not a leak to pause a worker for
-            client = Client(cluster)
+            client = Client(cluster, security=security)
         try:
             yield client
         finally:

@@ -266,3 +266,27 @@ def test_a_cluster_without_a_training_worker_is_one_line_and_one_that_loses_it_g
     assert {r["runtime"] for r in records} == {"keras", "litert", "onnxruntime"}
     assert all(r["status"] == "error" and "training and export of mlp4x2 did not finish" in r["error"] and
                "worker left" in r["error"] for r in records), records
+
+
+def test_the_default_local_cluster_refuses_a_client_without_this_runs_credentials():
+    from distributed import Client
+    from distributed.security import Security
+
+    from fmnist.cluster import connect
+    with connect(None, workers=1) as client:
+        address = client.scheduler.address
+        assert address.startswith("tls://127.0.0.1:") and client.submit(lambda: 6 * 7).result() == 42
+        port = client.scheduler_info()["services"].get("dashboard")
+        if port:  # Dask always listens for HTTP: on loopback, and nothing answers there
+            import urllib.error
+            import urllib.request
+            for route in ("/health", "/status", "/metrics", "/info/main/workers.html"):
+                with pytest.raises(urllib.error.HTTPError):
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}{route}", timeout=5)
+        for attempt in (lambda: Client(address, timeout=3),
+                        lambda: Client(address, timeout=3, security=Security.temporary()),
+                        lambda: Client(address.replace("tls://", "tcp://"), timeout=3)):
+            with pytest.raises(Exception):  # noqa: B017  (refused by TLS, whichever way it says so)
+                attempt().run(lambda: __import__("os").getuid())
+        workers = list(client.scheduler_info()["workers"])
+        assert workers and all(w.startswith("tls://127.0.0.1:") for w in workers)
