@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 from fmnist import scratch
-from fmnist.arguments import OneLineParser, number, user_model_options
+from fmnist.arguments import OneLineParser, number, suggestion, user_model_options
 from fmnist.config import CALIBRATION_IMAGES, RunConfig
 from fmnist.models import UnknownModel, get_spec, list_models
 
@@ -47,13 +47,19 @@ def _list(parser, flag: str, what: str, help_: str) -> None:
     parser.add_argument(flag, nargs="+", action="extend", default=[], metavar=what.upper(), help=help_)
 
 
+def _progress(args) -> bool:
+    """Progress bars only on a terminal: in a pipe or a CI log they are carriage-return debris."""
+    return not args.quiet and sys.stderr.isatty() and sys.stdout.isatty()
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--exports", type=Path, default=None, metavar="DIR",
                         help="where trained models and artifacts live (default: exports/ or $FMNIST_EXPORTS)")
     parser.add_argument("--data-dir", type=Path, default=None,
                         help="folder with the four Fashion-MNIST IDX gz files (default: searched, see README)")
     parser.add_argument("--results", type=Path, default=Path("results"), help="where reports are written")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars (they are off anyway when the output "
+                                                             "is not a terminal)")
     parser.add_argument("--no-wait", action="store_true",
                         help="refuse at once when another run is using --exports (default: wait for it)")
     parser.add_argument("--epochs", type=positive_int, help="override every recipe's epoch count (quick runs)")
@@ -75,7 +81,7 @@ def _cluster_options(parser, devices: bool) -> None:
 def _checked(parser, known: list[str], chosen: list[str], what: str) -> list[str]:
     for name in chosen:
         if name not in known:
-            parser.error(f"unknown {what} {name!r}; choose from: {', '.join(known)}")
+            parser.error(f"unknown {what} {name!r}{suggestion(name, known)}; choose from: {', '.join(known)}")
     return list(dict.fromkeys(chosen))
 
 
@@ -99,7 +105,8 @@ def _models(parser, names: list[str], args=None, zoo_from: Path | None = None) -
         try:
             get_spec(name)
         except UnknownModel as e:
-            parser.error(str(e))
+            parser.error(f"unknown model {name!r}{suggestion(name, list_models())}; choose from: "
+                         f"{', '.join(list_models())}, or a .keras, .h5 or .onnx file, or package.module:function")
         chosen.append(name)
     chosen = list(dict.fromkeys(chosen))
     if zoo_from and chosen and all(get_spec(n).origin for n in chosen):
@@ -128,6 +135,7 @@ def _results(parser, args, exports: Path | None) -> Path:
     never the exports or data folder, a git work tree, or a folder of files fmnist did not write."""
     from fmnist import data, resultsdir
     from fmnist.errors import UsageError
+    data.check_directory(getattr(args, "data_dir", None))
     explicit = getattr(args, "data_dir", None) or os.environ.get("FMNIST_DATA_DIR")
     data_dirs = [Path(explicit)] if explicit else [d for d in (data.KERAS_CACHE, data.DEBIAN_DIR) if d.is_dir()]
     try:
@@ -223,7 +231,7 @@ def train_main(argv=None) -> int:
     ds = data.load(args.data_dir)
     config = RunConfig(epochs=args.epochs, subset=args.subset, force=args.force, retrain_damaged=True)
     for name in names:
-        train.train(name, exports, ds, config, progress=not args.quiet)
+        train.train(name, exports, ds, config, progress=_progress(args))
     from fmnist import storage
     summaries = [storage.training_summary(storage.model_dir(exports, name)) for name in dict.fromkeys([*list_models(), *names])
                  if (storage.model_dir(exports, name) / storage.RECORD_FILE).is_file()]
@@ -241,7 +249,7 @@ def _ablation(parser, args) -> int:
     _results(parser, args, exports)
     from fmnist import ablation, data
     config = RunConfig(epochs=args.epochs, subset=args.subset)
-    found = ablation.run(args.ablation, exports, data.load(args.data_dir), config, progress=not args.quiet)
+    found = ablation.run(args.ablation, exports, data.load(args.data_dir), config, progress=_progress(args))
     path = ablation.write(args.ablation, found, config, args.results)
     print(f"wrote {path}: {len(found)} designs, {sum(reused for *_, reused in found)} reused")
     return 0
@@ -275,8 +283,14 @@ def export_main(argv=None) -> int:
     parser.add_argument("--strict", action="store_true",
                         help="exit 1 when an artifact misses its validation gate (kept and flagged either way)")
     _common(parser)
+    parser.add_argument("--out", type=Path, default=None, help=argparse.SUPPRESS)  # renamed --exports; kept a while
     _cluster_options(parser, devices=False)
     args = parser.parse_args(argv)
+    if args.out is not None:
+        if args.exports is not None:
+            parser.error("--out is the old name of --exports: give one of them")
+        print("note: --out is now --exports (--out still works for now)", file=sys.stderr)
+        args.exports = args.out
     if not args.format:
         parser.error("the following arguments are required: --format")
     if args.all and args.model:
@@ -295,7 +309,7 @@ def export_main(argv=None) -> int:
                        force=args.force, calibration_size=args.calibration_size)
     manifests, failures, skipped = export_all(
         names, formats, variants.requested(args.qat, args.prune), exports, data.load(args.data_dir), config,
-        progress=not args.quiet, cluster=args.cluster, insecure=args.insecure_cluster)
+        progress=_progress(args), cluster=args.cluster, insecure=args.insecure_cluster)
     rows = [[m["model"], m["variant"], m["format"], f"{m['size_bytes']:,}", f"{m['size_gzip_bytes']:,}",
              f"{m['validation']['agreement']:.4f}", f"{m['validation']['max_abs_diff']:.1e}",
              f"{100 * m['validation']['accuracy']:.1f}%", "yes" if m["validation"]["passed"] else "⚠ no"]
@@ -361,7 +375,7 @@ def bench_main(argv=None) -> int:
     config = RunConfig(epochs=args.epochs, subset=args.subset, finetune_epochs=args.finetune_epochs)
     document = benchmark.run(
         names, formats, runtimes, variants.requested(not args.no_qat, None if args.no_prune else args.prune),
-        exports, args.results, config, settings, data_dir=args.data_dir, progress=not args.quiet,
+        exports, args.results, config, settings, data_dir=args.data_dir, progress=_progress(args),
         cluster=args.cluster, insecure=args.insecure_cluster,
         devices=() if args.devices is None else (args.devices or None))  # --devices alone: every device present
     from fmnist.environment import HOST_LABEL

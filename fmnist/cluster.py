@@ -74,7 +74,7 @@ def connect(address: str | None = None, *, insecure: bool = False, workers: int 
                               "distributed.scheduler.http.routes": [], "distributed.worker.http.routes": []}):
             security = Security.temporary()
             cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
-                                   resources={TRAINING: 1}, dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR,
+                                   resources={TRAINING: 1}, dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR if os.environ.get("FMNIST_VERBOSE") else logging.CRITICAL,
                                    protocol="tls://", host="127.0.0.1", security=security,
                                    scheduler_kwargs={"dashboard": False},
                                    memory_limit=0)  # TensorFlow's arenas are not a leak to pause a worker for

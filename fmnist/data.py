@@ -116,6 +116,17 @@ def _download(directory: Path) -> None:
         part.rename(target)
 
 
+def check_directory(explicit: str | os.PathLike | None = None) -> None:
+    """A folder given (argument or FMNIST_DATA_DIR) that lacks the files: one line naming where the
+    path came from and the fix, before anything heavy is imported."""
+    given = explicit or os.environ.get("FMNIST_DATA_DIR")
+    if given and not has_all(Path(given)):
+        source = "--data-dir" if explicit else "FMNIST_DATA_DIR"
+        missing = next(name for name, *_ in FILES.values() if not (Path(given) / name).is_file())
+        raise DataError(f"{source}={given}: no Fashion-MNIST there ({missing} missing); point it at the folder "
+                        f"holding the four IDX .gz files, or unset it and `apt-get install dataset-fashion-mnist`")
+
+
 def find_directory(explicit: str | os.PathLike | None = None) -> Path:
     """The folder to read, searched in the documented order; downloads only as the last resort."""
     explicit = explicit or os.environ.get("FMNIST_DATA_DIR")

@@ -12,6 +12,7 @@ import contextlib
 import os
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 
 FOLDERS = {"TMPDIR": "tmp", "XDG_CACHE_HOME": "cache", "MPLCONFIGDIR": "matplotlib", "KERAS_HOME": "keras",
@@ -20,11 +21,13 @@ FOLDERS = {"TMPDIR": "tmp", "XDG_CACHE_HOME": "cache", "MPLCONFIGDIR": "matplotl
 
 @contextlib.contextmanager
 def contained():
-    """Run the block with the variables above pointing into a fresh temp folder; restore them and
-    remove the folder after. The data folder found in the real home is passed on by FMNIST_DATA_DIR."""
+    """Run the block with the variables above pointing into a fresh temp folder; restore them (and
+    the warning settings a command's parser sets) and remove the folder after. The data folder found
+    in the real home is passed on by FMNIST_DATA_DIR."""
     from fmnist import data
-    saved = {name: os.environ.get(name) for name in [*FOLDERS, "FMNIST_DATA_DIR"]}
+    saved = {name: os.environ.get(name) for name in [*FOLDERS, "FMNIST_DATA_DIR", "PYTHONWARNINGS", "FMNIST_VERBOSE"]}
     root = Path(tempfile.mkdtemp(prefix="fmnist-run-"))
+    filters = warnings.filters[:]
     try:
         if not saved["FMNIST_DATA_DIR"] and data.has_all(data.KERAS_CACHE):
             os.environ["FMNIST_DATA_DIR"] = str(data.KERAS_CACHE)  # a worker's home is the temp one
@@ -40,4 +43,5 @@ def contained():
             else:
                 os.environ[name] = value
         tempfile.tempdir = None
+        warnings.filters[:] = filters
         shutil.rmtree(root, ignore_errors=True)
