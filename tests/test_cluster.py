@@ -261,6 +261,7 @@ def test_a_cluster_without_a_training_worker_is_one_line_and_one_that_loses_it_g
             process.kill()
             process.wait(timeout=30)
     assert "Traceback" not in err, err
+    assert run.returncode == 1 and "rows could not be produced" in err, (run.returncode, err)  # the rows kept
     assert (tmp_path / "results" / "benchmark.json").is_file(), (run.returncode, err)
     records = json.loads((tmp_path / "results" / "benchmark.json").read_text())["records"]
     assert {r["runtime"] for r in records} == {"keras", "litert", "onnxruntime"}

@@ -14,7 +14,7 @@ from fmnist.jobs import NATIVE_FORMAT
 from fmnist.metrics import INT8_SHRINK_TARGET, MAX_ACCURACY_DROP, SPEEDUP_TARGET, Target, pareto_front
 from fmnist.quantization import LAYER_OPS, worst_layer
 from fmnist.runtimes import get_runtime
-
+from fmnist.variants import get_variant
 
 
 def host_rows(records: list[dict]) -> list[dict]:
@@ -42,19 +42,46 @@ def is_native(r: dict) -> bool:
 
 
 def reference_rows(ok: list[dict]) -> dict:
-    """model -> the base model's direct Keras call: the reference every speed-up is against."""
+    """model -> the base model's direct Keras call (a Python call: mostly dispatch for a small net)."""
     return {r["model"]: r for r in ok if not is_edge(r) and is_native(r) and r["variant"] == "base"
             and not get_runtime(r["runtime"]).base_only}
 
 
+def file_precision(r: dict) -> str:
+    """The arithmetic the file itself asks for: int8, int16x8, mixed (int8 with a float layer) or
+    float32. A quantization-aware variant's float-format file carries its quantization (the converter
+    makes it full int8; its ONNX file is QDQ), so it is int8 too."""
+    fmt = get_format(r["format"])
+    if fmt.activation_bits == 16:
+        return "int16x8"
+    if fmt.calibrated:
+        return "int8" if fmt.full_integer else "mixed"
+    return "int8" if get_variant(r["variant"]).quantization_aware else "float32"
+
+
+def executed_precision(r: dict) -> str | None:
+    """What the runtime's kernels ran at, when it says (OpenVINO): int8, float32 or mixed; None for a
+    runtime that runs the file's ops as they are written."""
+    section = r.get(r["runtime"])
+    said = section.get("compute_precision") if isinstance(section, dict) else None
+    return None if said is None else "mixed" if said.startswith("mixed") else said
+
+
+def own_precision(r: dict) -> bool:
+    executed = executed_precision(r)
+    return executed is None or executed == file_precision(r)
+
+
 def sound(r: dict, accuracy: float) -> bool:
-    """Not flagged, and within MAX_ACCURACY_DROP of `accuracy`."""
-    return not r["flagged"] and r["accuracy"] >= accuracy - MAX_ACCURACY_DROP
+    """Not flagged, within MAX_ACCURACY_DROP of `accuracy`, and run at the file's own precision (so
+    its accuracy is the file's): what every choice of the report reads."""
+    return not r["flagged"] and r["accuracy"] >= accuracy - MAX_ACCURACY_DROP and own_precision(r)
 
 
 def integer_rows(rows: list[dict]) -> list[dict]:
-    """int8-class rows: statically quantized artifacts (int8, 16x8, int8 with a float layer)."""
-    return [r for r in rows if not is_native(r) and get_format(r["format"]).calibrated]
+    """int8-class rows: statically quantized artifacts (int8, 16x8, int8 with a float layer), run at
+    their own precision (not a 16x8 file OpenVINO ran in float32)."""
+    return [r for r in rows if not is_native(r) and get_format(r["format"]).calibrated and own_precision(r)]
 
 
 def best_integer_row(rows: list[dict]) -> dict | None:
@@ -72,10 +99,23 @@ def shrink(row: dict, ok: list[dict]) -> float | None:
     return sizes[0] / row["size_bytes"] if sizes else None
 
 
+def float_file_row(row: dict, ok: list[dict]) -> dict | None:
+    """The base model's float file of the row's family (tflite for a tflite-int8 or tflm file, onnx
+    for onnx-int8) on the same runtime and machine: what shipping no optimisation costs there."""
+    fmt = get_format(row["format"])
+    floats = {f for f in (get_format(g).float_counterpart for g in list_formats()) if f}
+    family = fmt.float_counterpart or (row["format"] if row["format"] in floats else
+                                       next((f for f in floats if get_format(f).runtime == fmt.runtime), None))
+    return next((r for r in ok if r["format"] == family and r["variant"] == "base" and
+                 (r["model"], r["runtime"], r.get("machine"), r.get("threads")) ==
+                 (row["model"], row["runtime"], row.get("machine"), row.get("threads"))), None)
+
+
 @dataclass
 class Headline:
-    """One model's answer: its Keras call, fastest sound edge row, smallest sound artifact, best
-    int8-class artifact, and the zoo targets (speed-up, shrink) judged."""
+    """One model's answer: its Keras call, fastest sound edge row and the base float file it beats
+    on the same runtime, smallest sound artifact, best int8-class artifact, and the zoo targets
+    (speed-up against the Keras call, shrink) judged."""
     model: str
     source: str
     accuracy: float
@@ -84,9 +124,11 @@ class Headline:
     smallest: dict | None
     integer: dict | None
     integer_shrink: float | None
-    speedup: float | None
+    speedup: float | None          # the Keras call's p50 over the fastest row's
     best_shrink: float | None
     missed: list[Target]
+    float_file: dict | None = None  # the base float file on the fastest row's runtime
+    float_speedup: float | None = None  # its p50 over the fastest row's
 
 
 def headlines(records: list[dict]) -> list[Headline]:
@@ -106,8 +148,10 @@ def headlines(records: list[dict]) -> list[Headline]:
         speedup = ref["latency_us"]["p50"] / fastest["latency_us"]["p50"] if ref and fastest else None
         missed = [t for t, value in ((SPEEDUP_TARGET, speedup), (INT8_SHRINK_TARGET, best_shrink))
                   if value is not None and not t.met(value)]
+        float_file = fastest and float_file_row(fastest, mine)
         found.append(Headline(model, mine[0]["source"], accuracy, ref, fastest, smallest, integer,
-                              shrink(integer, ok) if integer else None, speedup, best_shrink, missed))
+                              shrink(integer, ok) if integer else None, speedup, best_shrink, missed, float_file,
+                              float_file and float_file["latency_us"]["p50"] / fastest["latency_us"]["p50"]))
     return found
 
 

@@ -11,6 +11,7 @@ from fmnist.environment import HOST_LABEL
 from fmnist.metrics import MAX_ACCURACY_DROP, MIN_AGREEMENT, VARIANT_MAX_DROP
 from fmnist.models import get_spec
 from fmnist.report import analysis as a
+from fmnist.report import deploy
 from fmnist.report.gfm import LONG, NO_DATA, Column, csv_of, field, table, table_of  # noqa: F401 (NO_DATA: its users)
 
 
@@ -77,10 +78,14 @@ def method_lines(document: dict) -> list[str]:
 
 
 def _headline_row(h: a.Headline) -> list:
-    integer = h.integer
-    return [h.model, h.source, pct(h.accuracy), us(h.reference["latency_us"]["p50"]) if h.reference else "not measured",
-            a.label(h.fastest) if h.fastest else "none sound", pct(h.fastest["accuracy"]) if h.fastest else "",
-            us(h.fastest["latency_us"]["p50"]) if h.fastest else "", f"{h.speedup:,.0f}×" if h.speedup else "",
+    integer, fastest, base = h.integer, h.fastest, h.float_file
+    return [h.model, h.source, pct(h.accuracy),
+            a.label(fastest) if fastest else "none sound", pct(fastest["accuracy"]) if fastest else "",
+            us(fastest["latency_us"]["p50"]) if fastest else "",
+            (f"{h.float_speedup:.2f}× ({base['format']}: {us(base['latency_us']['p50'])} µs)" if base is not fastest
+             else "it is the float file") if base else "",
+            us(h.reference["latency_us"]["p50"]) if h.reference else "not measured",
+            f"{h.speedup:,.0f}×" if h.speedup else "",
             f"{a.label(h.smallest)}: {h.smallest['size_bytes']:,} B" if h.smallest else "",
             (f"{a.label(integer)}: {pct(integer['accuracy'])} ({100 * integer['accuracy_delta']:+.2f} pts), "
              f"{integer['size_bytes']:,} B" + (f", {h.integer_shrink:.2f}× smaller" if h.integer_shrink else "")
@@ -88,7 +93,7 @@ def _headline_row(h: a.Headline) -> list:
 
 
 def _missed_lines(h: a.Headline) -> list[str]:
-    said = {"speedup": f"the fastest sound edge row is {h.speedup or 0:.0f}× the Keras call",
+    said = {"speedup": f"the fastest sound edge row is {h.speedup or 0:.0f}× faster than the Keras call",
             "int8_shrink": f"its smallest full-integer artifact is {h.best_shrink or 0:.2f}× smaller than its float "
                            f"counterpart (a small network's file is mostly fixed overhead)"}
     return [f"- {h.model}: {said[t.metric]}, short of {t.bound:g}×" for t in h.missed]
@@ -145,6 +150,65 @@ def run_cost_lines(document: dict) -> list[str]:
                          "of the dense rate", "trained by this run"]), "", floor, ""]
 
 
+def _speed(c: deploy.Candidate, kind: str) -> str:
+    r = c.row
+    if kind == "board":
+        return f"{r['macs'] / 1e6:.2f} M MACs"
+    if kind == "npu":
+        return f"est. {us(r['ethos_u']['inference_us'])} µs (Vela)"
+    return f"p50 {us(r['latency_us']['p50'])} µs"
+
+
+def _memory(r: dict, kind: str) -> str:
+    if kind == "board":
+        own = r[r["runtime"]]
+        return f"flash {deploy.size(own['flash_bytes'])}, arena {deploy.size(own['arena_bytes_min'])}"
+    if kind == "npu":
+        return f"weights {deploy.size(deploy.npu_weights(r))}, SRAM {deploy.size(r['ethos_u']['sram_bytes'])}"
+    return f"file {deploy.size(r['size_bytes'])}, RSS {r['peak_rss_mb']:.0f} MB"
+
+
+def csv_line(index: int) -> int:
+    """The line of benchmark.csv that holds record `index` (one header line, one line per record)."""
+    return index + 2
+
+
+def _pick(c: deploy.Candidate | None, kind: str, lines: dict) -> str:
+    if c is None:
+        return "nothing measured fits"
+    r, line = c.row, csv_line(lines[id(c.row)])
+    return (f"**{r['model']}** · {a.label(r)}: {pct(c.accuracy)}, {_speed(c, kind)}, {_memory(r, kind)} "
+            f"([csv line {line}](benchmark.csv#L{line}))")
+
+
+def deploy_lines(document: dict) -> list[str]:
+    """README's first section: per target, what to deploy and what it costs (fmnist.report.deploy)."""
+    records = document["records"]
+    found = deploy.answers(records)
+    if not found:
+        return []
+    lines = {id(r): i for i, r in enumerate(records)}
+    rows = [[(f"↳ your model {x.model}" if x.model else f"**{x.target.name}**")
+             + (f" ({x.target.about})" if x.target.about and not x.model else ""),
+             _pick(x.accurate, x.target.kind, lines),
+             "the same" if x.fastest is x.accurate else _pick(x.fastest, x.target.kind, lines)] for x in found]
+    skipped = deploy.other_precision(records)
+    drop, env = f"{100 * MAX_ACCURACY_DROP:g} pt", document["environment"]
+    return ["## What to deploy", "",
+            table(rows, ["target", "most accurate sound row that fits", f"fastest within {drop} of it"]), "",
+            f"- Sound: not flagged, and within {drop} of its own Keras model. Each pick links to its line of "
+            f"benchmark.csv.",
+            f"- Boards: TFLM rows whose flash and smallest arena fit the board (micro.md). No microcontroller latency "
+            f"is measured, so the fastest there is the one with the fewest MACs.",
+            "- NPUs: Vela's estimates (nothing ran), with the accuracy TFLM measured on the same file.",
+            f"- This machine ({env['cpu']}, {env['cores']} cores) and devices: measured batch-1 p50, file size and "
+            f"peak RSS. A model you brought gets its own line where it is at least as accurate as the registry's "
+            f"answer.",
+            *([f"- No choice reads the {len(skipped)} rows whose runtime ran the file at another precision than the "
+               f"file's own (OpenVINO runs a 16x8 file in float32: `openvino.compute_precision`): their accuracy is "
+               f"not the file's."] if skipped else []), ""]
+
+
 def readme(document: dict, pages: dict[str, str], plots: list[str]) -> str:
     """results/README.md: the headline, own models' targets, method, and links to the pages made."""
     host = a.host_rows(document["records"])
@@ -153,15 +217,19 @@ def readme(document: dict, pages: dict[str, str], plots: list[str]) -> str:
     lines = ["# Results: which model, in which format, on which runtime", "",
              "Written by `fmnist-bench` (`tox -e bench`) from a real run; do not edit by hand. Every page and "
              "row here is this run's (device rows: as their machines reported them, see devices.md).", "",
-             "## Headline", "",
+             *deploy_lines(document), "## Headline", "",
              table([_headline_row(h) for h in heads],
-                   ["model", "README", "source acc", "Keras call p50 µs",
-                    f"fastest edge row within {100 * MAX_ACCURACY_DROP:g} pts", "its acc", "p50 µs", "speed-up",
+                   ["model", "README", "source acc", f"fastest edge row within {100 * MAX_ACCURACY_DROP:g} pts",
+                    "its acc", "p50 µs", "speed-up vs the base float file, same runtime", "Keras call p50 µs",
+                    "vs the Keras call",
                     "smallest sound artifact", "best int8-class artifact: int8, 16x8 or int8-mixed (acc, Δ vs its "
                     "Keras model, size, vs float)"]), "",
              f"Fastest edge row: the lowest batch-1 p50 on an edge runtime ({', '.join(edge) or 'none measured'}) "
-             f"among rows that are not flagged and within {100 * MAX_ACCURACY_DROP:g} points of the source model's "
-             f"accuracy.", ""]
+             f"among rows that are not flagged, within {100 * MAX_ACCURACY_DROP:g} points of the source model's "
+             f"accuracy and run at the file's own precision. Its speed-up is against the base model's float file "
+             f"(tflite, onnx) on the same runtime: what the optimisation buys. The Keras call is a Python call, "
+             f"mostly dispatch for a network this small: 'vs the Keras call' says what leaving Python buys, not what "
+             f"the runtime does.", ""]
     estimates = a.estimate_rows(host)
     if estimates:
         targets = ", ".join(sorted({r["runtime"] for r in estimates}))

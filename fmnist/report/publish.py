@@ -19,7 +19,7 @@ from fmnist import plots, resultsdir
 from fmnist.atomic import write_json, write_text
 from fmnist.errors import one_line
 from fmnist.environment import HOST_LABEL
-from fmnist.report import analysis, explorer, pages, profile, topics
+from fmnist.report import analysis, banner, explorer, pages, profile, schema, topics
 
 DEVICES_DIR = "devices"
 TRAINING_DIR = "training"
@@ -163,8 +163,10 @@ def publish_benchmark(document: dict, results: Path, training_plots: dict | None
         made |= carried
         made["benchmark.json"] = "every record, with the environment and settings (fields: the project README)"
         made["benchmark.csv"] = "the same records, one line each, nested fields flattened"
+        made["benchmark.schema.json"] = "JSON Schema of benchmark.json and of one record (from fmnist.rows.Row)"
         write_text(tmp / "benchmark.json", _document_json(document))
         write_text(tmp / "benchmark.csv", _csv(document["records"]))
+        write_json(tmp / "benchmark.schema.json", schema.document_schema())
         ok = analysis.ok_rows(host)
         drawn = []
         if ok:
@@ -178,6 +180,7 @@ def publish_benchmark(document: dict, results: Path, training_plots: dict | None
             except Exception as e:  # noqa: BLE001  (a picture of the page is no reason to lose the run)
                 print(f"warning: no screenshot of explorer.html ({one_line(e, 120)})", file=sys.stderr)
         write_text(tmp / "README.md", pages.readme(document, made, drawn))
+        banner.mark_incomplete(tmp, document, carried)
     return document
 
 
