@@ -22,6 +22,12 @@ class Board:
     def fits(self, flash: int, arena: int) -> bool:
         return flash + FLASH_RESERVE <= self.flash_bytes and arena <= RAM_FREE_FOR_ARENA * self.ram_bytes
 
+    def fits_firmware(self, flash: int, ram: int) -> bool:
+        """A measured firmware (the C export's, built and counted on an emulated core: its code,
+        weights and constants, no reserve added) in the flash; its RAM (activations and stack
+        high-water mark) in the share of RAM an arena may take."""
+        return flash <= self.flash_bytes and ram <= RAM_FREE_FOR_ARENA * self.ram_bytes
+
 
 KIB = 1024
 BOARDS = (

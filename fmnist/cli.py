@@ -48,8 +48,10 @@ def _list(parser, flag: str, what: str, help_: str) -> None:
 
 
 def _progress(args) -> bool:
-    """Progress bars only on a terminal: in a pipe or a CI log they are carriage-return debris."""
-    return not args.quiet and sys.stderr.isatty() and sys.stdout.isatty()
+    """Progress bars only on a terminal (in a pipe or a CI log they are carriage-return debris), or
+    where FMNIST_PROGRESS=1 asks for them anyway."""
+    wanted = os.environ.get("FMNIST_PROGRESS") == "1" or (sys.stderr.isatty() and sys.stdout.isatty())
+    return not args.quiet and wanted
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -150,12 +152,14 @@ _HELD = contextlib.ExitStack()  # the exports folder's lock, released when the c
 
 
 def _exports(parser, args) -> Path:
-    """The exports folder, writable, and locked for this run (`fmnist.lock`)."""
-    from fmnist import lock
     from fmnist.storage import DEFAULT_EXPORTS
-    exports = _writable(parser, args.exports or DEFAULT_EXPORTS, "--exports")
+    return _writable(parser, args.exports or DEFAULT_EXPORTS, "--exports")
+
+
+def _lock(args, exports: Path) -> None:
+    """Hold the exports folder for this run (`fmnist.lock`), once every check has passed."""
+    from fmnist import lock
     _HELD.enter_context(lock.exclusive(exports, wait=not getattr(args, "no_wait", False)))
-    return exports
 
 
 class _Interrupt:
@@ -225,6 +229,7 @@ def train_main(argv=None) -> int:
     names = _models(parser, args.models + args.model, args)
     exports = _exports(parser, args)
     _results(parser, args, exports)
+    _lock(args, exports)
 
     from fmnist import data, report, train
     from fmnist.config import RunConfig
@@ -247,6 +252,7 @@ def _ablation(parser, args) -> int:
         parser.error(f"--ablation takes one of {', '.join(with_ablations)} and no other model name")
     exports = _exports(parser, args)
     _results(parser, args, exports)
+    _lock(args, exports)
     from fmnist import ablation, data
     config = RunConfig(epochs=args.epochs, subset=args.subset)
     found = ablation.run(args.ablation, exports, data.load(args.data_dir), config, progress=_progress(args))
@@ -299,6 +305,7 @@ def export_main(argv=None) -> int:
     formats = [get_format(f) for f in dict.fromkeys(f for c in chosen for f in (list_formats() if c == "all" else [c]))]
     names = _models(parser, args.model, args)
     exports = _exports(parser, args)
+    _lock(args, exports)
 
     from tabulate import tabulate
 
@@ -370,6 +377,7 @@ def bench_main(argv=None) -> int:
     if not benchmark.measured_runtimes(formats, runtimes):
         parser.error(f"nothing to measure: none of the runtimes {', '.join(runtimes)} runs any of the formats "
                      f"{', '.join(formats)}; results/ is left as it was")
+    _lock(args, exports)
     settings = Settings(min_calls=args.min_calls, min_seconds=args.min_seconds, reuse_figures=not args.remeasure,
                         **({"threads": args.threads} if args.threads else {}))
     config = RunConfig(epochs=args.epochs, subset=args.subset, finetune_epochs=args.finetune_epochs)

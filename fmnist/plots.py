@@ -14,7 +14,7 @@ from fmnist.data import CLASS_NAMES  # noqa: E402
 from fmnist.export import get_format  # noqa: E402
 from fmnist.jobs import NATIVE_FORMAT  # noqa: E402
 from fmnist.metrics import pareto_front  # noqa: E402
-from fmnist.runtimes import get_runtime  # noqa: E402
+from fmnist.runtimes import get_runtime, list_runtimes  # noqa: E402
 
 DPI = 150  # a reader zooms into the PNG: at 72, 7-point text was a blur
 
@@ -101,6 +101,8 @@ def accuracy_vs_latency(rows: list[dict], path: Path) -> None:
     front over every model is numbered on the points and named in the table below, so no label
     covers data. A microcontroller interpreter's host latency means nothing: its rows are left out."""
     rows = [r for r in rows if not get_runtime(r["runtime"]).microcontroller]
+    if not rows:
+        return
     models = sorted({r["model"] for r in rows})
     runtimes = sorted({r["runtime"] for r in rows})
     colours = dict(zip(runtimes, plt.get_cmap("tab10").colors))
@@ -250,4 +252,26 @@ def op_shares(bars: dict[str, dict[str, dict[str, dict[str, float]]]], path: Pat
                loc="upper center", ncol=4, fontsize=10, frameon=False, bbox_to_anchor=(0.5, 1.0))
     fig.suptitle("Share of each kind of op, base models' main artifacts (one unit per column)", fontsize=13, y=1.012)
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.7 / fig.get_figheight()))
+    _save(fig, path)
+
+
+def instructions_by_core(rows: list[dict], path: Path) -> None:
+    """Instructions per inference of each base model's C export on each Cortex-M core (log scale):
+    the cost of one image on each core, as QEMU counted it."""
+    base = [r for r in rows if r["variant"] == "base"]
+    models = sorted({r["model"] for r in base}, key=lambda m: min(r["cortex_m"]["macs"] for r in base if r["model"] == m))
+    cores = [c for c in list_runtimes() if any(r["runtime"] == c for r in base)]  # M0+ to M55, as registered
+    counts = {(r["model"], r["runtime"]): r["cortex_m"]["instructions"] for r in base}
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.2 * len(models) + 2), 4.2))
+    width = 0.8 / max(1, len(cores))
+    colours = plt.get_cmap("tab10")
+    for i, core in enumerate(cores):
+        xs = [j + (i - (len(cores) - 1) / 2) * width for j in range(len(models))]
+        ax.bar(xs, [counts.get((m, core), np.nan) for m in models], width, label=core, color=colours(i))
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(models)), models, rotation=20, ha="right")
+    ax.set_ylabel("instructions per inference (QEMU count)")
+    ax.set_title("The C export on emulated Cortex-M cores (base models, -O2)")
+    ax.grid(axis="y", which="both", alpha=0.3)
+    ax.legend(title="core", loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     _save(fig, path)

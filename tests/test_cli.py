@@ -59,7 +59,16 @@ def test_an_output_folder_that_is_a_file_or_unwritable_is_refused_before_any_wor
 def test_missing_data_is_one_line_and_exit_1(capsys, tmp_path):
     assert cli.train_main(["mlp128", "--data-dir", str(tmp_path), "--exports", str(tmp_path)]) == 1
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "file not found" in err
+    assert err.count("\n") == 1 and "--data-dir=" in err and "apt-get install dataset-fashion-mnist" in err
+
+
+def test_a_wrong_data_folder_variable_is_named_before_tensorflow_is_imported(tmp_path):
+    code = ("import sys; from fmnist.cli import bench_main; code = bench_main(['--model', 'mlp128', '--exports', "
+            f"'{tmp_path / 'e'}', '--results', '{tmp_path / 'r'}']); print('tensorflow' in sys.modules); sys.exit(code)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "FMNIST_DATA_DIR": str(tmp_path / "nowhere")})
+    assert done.returncode == 1 and done.stdout.strip() == "False", (done.stdout, done.stderr)
+    assert done.stderr.count("\n") == 1 and f"FMNIST_DATA_DIR={tmp_path / 'nowhere'}" in done.stderr
 
 
 def test_train_command_takes_names_either_way_and_writes_the_training_report(tmp_path, capsys):
@@ -145,7 +154,7 @@ def test_ctrl_c_sent_to_a_parallel_export_stops_its_workers_and_leaves_nothing(t
     command = [sys.executable, "-c", "import sys; from fmnist.cli import export_main; sys.exit(export_main())",
                "--format", "tflite", "--model", "mlp4x2", "mlp128", "--epochs", "200", "--subset", "3000",
                "--exports", str(tmp_path / "exports"), "--results", str(tmp_path / "results")]
-    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env={**os.environ, "FMNIST_PROGRESS": "1"})
     seen, training = [], threading.Event()
 
     def read():
@@ -168,12 +177,16 @@ def test_ctrl_c_sent_to_a_parallel_export_stops_its_workers_and_leaves_nothing(t
 
 
 def test_nothing_to_measure_is_exit_2_and_leaves_results_as_they_were(tmp_path, capsys):
-    (tmp_path / "README.md").write_text("earlier results")
+    from fmnist import resultsdir
+    results = tmp_path / "results"
+    with resultsdir.replace(results) as tmp:
+        (tmp / "README.md").write_text("earlier results")
     with pytest.raises(SystemExit) as exit_:
-        cli.bench_main(["--runtime", "tflm", "--format", "onnx", "--results", str(tmp_path)])
+        cli.bench_main(["--runtime", "tflm", "--format", "onnx", "--results", str(results),
+                        "--exports", str(tmp_path / "exports")])
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and err.count("\n") == 1 and "nothing to measure" in err
-    assert [p.name for p in tmp_path.iterdir()] == ["README.md"]
+    assert sorted(p.name for p in results.iterdir()) == [resultsdir.MARKER, "README.md"]
 
 
 def test_two_sparsities_get_two_folders_and_neither_touches_the_other(trained, tmp_path, capsys):
@@ -210,3 +223,36 @@ def test_an_altered_trained_model_stops_export_in_one_line_and_deletes_nothing(t
     (tmp_path / "mlp128" / storage.RECORD_FILE).write_text("{}")
     assert cli.export_main(argv) == 1 and "incomplete training record" in capsys.readouterr().err
     assert {p for p in (tmp_path / "mlp128").rglob("*") if p.is_file()} == set(before)
+
+
+def test_no_progress_debris_when_the_output_is_not_a_terminal(tmp_path):
+    environment = {k: v for k, v in os.environ.items() if k != "FMNIST_PROGRESS"}
+    done = subprocess.run([sys.executable, "-c", "import sys; from fmnist.cli import train_main; sys.exit(train_main())",
+                           "mlp4x2", "--epochs", "1", "--subset", "1000", "--exports", str(tmp_path / "e"),
+                           "--results", str(tmp_path / "r")], capture_output=True, text=True, timeout=300, env=environment)
+    assert done.returncode == 0, done.stderr[-500:]
+    assert "\r" not in done.stdout + done.stderr and "wrote" in done.stdout
+
+
+def test_version_names_the_package_python_and_runtimes(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.bench_main(["--version"])
+    out = capsys.readouterr().out
+    assert exit_.value.code == 0 and "fmnist-edge 0.1.0" in out and "Python 3." in out and "onnxruntime" in out
+
+
+@pytest.mark.parametrize("argv, hint", [(["--model", "edge-cnn"], "did you mean edge_cnn?"),
+                                        (["--runtime", "tflite"], "did you mean litert"),
+                                        (["--format", "tflite_int8"], "did you mean tflite-int8?")])
+def test_a_near_miss_gets_a_suggestion(capsys, argv, hint):
+    with pytest.raises(SystemExit) as exit_:
+        cli.bench_main(argv)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.count("\n") == 1 and hint in err
+
+
+def test_the_old_out_flag_of_fmnist_export_still_works_with_a_note(tmp_path, capsys):
+    code = cli.export_main(["--format", "tflite", "--model", "mlp4x2", "--epochs", "1", "--subset", "1000", "--quiet",
+                            "--out", str(tmp_path / "e")])
+    assert code == 0 and (tmp_path / "e" / "mlp4x2" / "tflite" / "manifest.json").is_file()
+    assert "--out is now --exports" in capsys.readouterr().err

@@ -304,7 +304,8 @@ def _run_until(tmp_path, marker: str | None, delay: float):
     command = [sys.executable, "-c", "import sys; from fmnist.cli import train_main; sys.exit(train_main())",
                "mlp128", "--epochs", "3", "--subset", "30000", "--exports", str(tmp_path / "e"),
                "--results", str(tmp_path / "r")]
-    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, bufsize=1)
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, bufsize=1,
+                               env={**os.environ, "FMNIST_PROGRESS": "1"})  # the bar says when training runs
     seen = ""
     if marker:
         while marker not in seen:

@@ -49,7 +49,7 @@ def test_a_malformed_name_is_one_line_saying_why(name, message):
 # What is deliberately not made, and the word its reason must name: anything else is made.
 NOT_MADE = {("tflite-fp16", True): "quantization-aware", ("tflite-dynamic", True): "quantization-aware",
             ("tflite-int8-mixed", True): "quantization-aware", ("onnx-int8", True): "quantization-aware",
-            ("tflm", "pruned"): "sparsity"}
+            ("tflm", "pruned"): "sparsity", ("c", "pruned"): "sparsity"}
 
 
 @pytest.mark.parametrize("fmt", list_formats())

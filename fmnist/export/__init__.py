@@ -10,6 +10,6 @@ from fmnist.registry import Registry
 _FORMATS = Registry("format")
 register_format, list_formats, get_format = _FORMATS.register, _FORMATS.names, _FORMATS.get
 
-from fmnist.export import savedmodel, tflite, onnx, tflm  # noqa: E402,F401,I001  (registrations, in table order)
+from fmnist.export import savedmodel, tflite, onnx, tflm, c  # noqa: E402,F401,I001  (registrations, in table order)
 
 __all__ = ["ExportContext", "Format", "get_format", "list_formats", "register_format"]

@@ -114,6 +114,24 @@ inline TfLiteStatus RegisterFmnistOps(FmnistOpResolver& resolver) {{
     return {name: file_sha256(folder / name) for name in files}
 
 
+def batch1_int8(model, ctx) -> bytes:
+    """The batch-1 full-int8 flatbuffer, converted once per model and run (the C export starts from
+    it too)."""
+    if "tflm" not in ctx.memo:
+        import tensorflow as tf
+        function = tf.function(lambda images: model(images, training=False))
+        concrete = function.get_concrete_function(tf.TensorSpec([1, 28, 28], tf.float32))
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], model)
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = lambda: ([image[None]] for image in ctx.calibration)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = converter.inference_output_type = tf.int8
+        with warnings.catch_warnings(), stderr_muted():
+            warnings.simplefilter("ignore")
+            ctx.memo["tflm"] = converter.convert()
+    return ctx.memo["tflm"]
+
+
 class TFLMExport(Format):
     name, filename, runtime = "tflm", "model.tflite", "tflm"
     quantized = calibrated = full_integer = microcontroller = True
@@ -127,21 +145,10 @@ class TFLMExport(Format):
         return None
 
     def convert(self, model, target, ctx):
-        import tensorflow as tf
-
         from fmnist.data import CLASS_NAMES
         from fmnist.export.tflite import io_details
         from fmnist.runtimes.tflm import arena_sizes, op_names
-        function = tf.function(lambda images: model(images, training=False))
-        concrete = function.get_concrete_function(tf.TensorSpec([1, 28, 28], tf.float32))
-        converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], model)
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = lambda: ([image[None]] for image in ctx.calibration)
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = converter.inference_output_type = tf.int8
-        with warnings.catch_warnings(), stderr_muted():
-            warnings.simplefilter("ignore")
-            data = converter.convert()
+        data = batch1_int8(model, ctx)
         target.write_bytes(data)
         ops = list(dict.fromkeys(op_names(target)))
         left = DYNAMIC_SHAPE_OPS & set(ops)

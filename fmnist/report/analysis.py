@@ -168,8 +168,8 @@ class Verdict:
 
 
 def _micro_row(mine: list[dict]) -> dict | None:
-    """The microcontroller export measured on a microcontroller runtime (the base variant first)."""
-    return max((r for r in mine if get_runtime(r["runtime"]).microcontroller and get_format(r["format"]).microcontroller),
+    """The microcontroller export measured on a microcontroller interpreter (TFLM; the base variant first)."""
+    return max((r for r in micro_rows(mine) if get_format(r["format"]).microcontroller),
                key=lambda r: (r["variant"] == "base", r["accuracy"]), default=None)
 
 
@@ -305,12 +305,16 @@ def integer_costs(ok: list[dict]) -> tuple[list[str], list[dict]]:
 
 # --- microcontrollers and devices ----------------------------------------------------------------
 def micro_rows(records: list[dict]) -> list[dict]:
-    return [r for r in records if get_runtime(r["runtime"]).microcontroller]
+    """Rows of a microcontroller interpreter measured here, with its own section (TFLM's arena); the C
+    export's host rows are measured rows like any other, its Cortex-M counts are report.cores'."""
+    return [r for r in records if get_runtime(r["runtime"]).microcontroller and get_runtime(r["runtime"]).kind != "estimate"
+            and (r["status"] != "ok" or isinstance(r.get(r["runtime"]), dict))]
 
 
 def estimate_rows(records: list[dict]) -> list[dict]:
-    """A compiler's estimates for a device (Vela for Ethos-U): kept apart from every measured choice."""
-    return sorted((r for r in records if r["status"] == "estimated"),
+    """Vela's estimates for an Ethos-U NPU: kept apart from every measured choice (the Cortex-M counts
+    are report.cores')."""
+    return sorted((r for r in records if r["status"] == "estimated" and "ethos_u" in r),
                   key=lambda r: (r["model"], r["variant"] != "base", r["variant"], r["format"], r["runtime"]))
 
 

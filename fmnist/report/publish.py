@@ -172,7 +172,8 @@ def publish_benchmark(document: dict, results: Path, training_plots: dict | None
         if ok:
             for plot in ("accuracy_vs_latency", "latency_by_runtime"):
                 getattr(plots, plot)(ok, tmp / "plots" / f"{plot}.png")
-                drawn.append(f"plots/{plot}.png")
+                if (tmp / "plots" / f"{plot}.png").is_file():  # a plot with nothing to show is not drawn
+                    drawn.append(f"plots/{plot}.png")
         if explorer.browser() and document.get("complete", True):  # a browser per refresh would cost a core
             try:
                 explorer.screenshot(tmp / "explorer.html", tmp / "plots" / "explorer.png", explorer.browser())

@@ -9,6 +9,7 @@ from fmnist import plots
 from fmnist.boards import BOARDS, FLASH_RESERVE, NPU_BOARDS, RAM_FREE_FOR_ARENA
 from fmnist.metrics import MAX_ACCURACY_DROP
 from fmnist.report import analysis as a
+from fmnist.report.cores import core_lines, core_rows
 from fmnist.report.gfm import Column, field, table
 from fmnist.report.pages import best_per, environment_lines, features, long_table, pct, us
 from fmnist.runtimes import get_runtime
@@ -103,7 +104,7 @@ def _npu_lines(document: dict, folder: Path) -> list[str]:
     host = a.host_rows(document["records"])
     estimates = a.estimate_rows(host)
     problems = [f"- {r['model']} {r['variant']} {r['format']} on {r['runtime']}: {r['error']}" for r in host
-                if r["status"] == "error" and get_runtime(r["runtime"]).kind == "estimate"]
+                if r["status"] == "error" and r["runtime"].startswith("ethos-u")]
     if not estimates and not problems:
         return []
     arenas = {r["artifact_sha256"]: r["tflm"]["arena_bytes_min"] for r in a.ok_rows(host) if r.get("tflm")}
@@ -143,7 +144,7 @@ def micro_page(document: dict, folder: Path) -> str | None:
     accuracy, and which common boards can hold it), and the NPU estimates."""
     micro = a.micro_rows(a.host_rows(document["records"]))
     npu = _npu_lines(document, folder)
-    if not micro and not npu:
+    if not micro and not npu and not core_rows(document["records"]):
         return None
     own = lambda key, show=lambda v: f"{v:,}", header=None: Column(  # noqa: E731
         header or key, lambda r: r[r["runtime"]].get(key), show)  # a microcontroller runtime's own section
@@ -186,7 +187,7 @@ def micro_page(document: dict, folder: Path) -> str | None:
         "", long_table(ok, columns, "micro.csv", folder, {
             "The most accurate unflagged TFLM row of each model": best_per(ok, lambda r: r["model"], rank)}), "",
         *(["## Not run on TFLM", "", *problems, *unavailable, ""] if problems or unavailable else []),
-        *npu, *environment_lines(document["environment"])])
+        *core_lines(document, folder), *npu, *environment_lines(document["environment"])])
 
 
 def devices_page(document: dict, folder: Path) -> str | None:

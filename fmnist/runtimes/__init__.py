@@ -18,7 +18,7 @@ def runtimes_for(fmt: str) -> list[Runtime]:
 
 
 # registrations
-from fmnist.runtimes import ethos_u, keras, litert, onnxruntime, openvino, tensorflow, tflm  # noqa: E402,F401
+from fmnist.runtimes import c_host, cortex_m, ethos_u, keras, litert, onnxruntime, openvino, tensorflow, tflm  # noqa: E402,F401
 
 __all__ = ["Runtime", "Session", "get_runtime", "list_runtimes", "register_runtime",
            "runtimes_for"]
