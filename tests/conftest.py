@@ -1,5 +1,9 @@
 """Shared fixtures: the real data set, and tiny models trained once per session on a small subset."""
+import os
+
 import pytest
+
+os.environ.setdefault("FMNIST_C_CHECK_IMAGES", "1000")  # the session's C exports; test_c_export checks all 10,000
 
 import fmnist  # noqa: F401  (tf_keras before TensorFlow)
 from fmnist import data, harness, models, variants

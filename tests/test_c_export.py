@@ -1,5 +1,6 @@
 """The C export: bit-identical to TFLM on real test images (an MLP and a CNN), a static memory plan
 smaller than TFLM's arena, the host runtime, and one model built and counted on an emulated core."""
+import os
 import subprocess
 
 import numpy as np
@@ -22,7 +23,8 @@ MODELS = ("mlp128", "micro_cnn")
 @pytest.fixture(scope="module")
 def c_exports(trained, dataset):
     """{model: (tflm manifest, c manifest, c folder)} for an MLP and a CNN."""
-    made = {}
+    made, before = {}, os.environ.get("FMNIST_C_CHECK_IMAGES")
+    os.environ["FMNIST_C_CHECK_IMAGES"] = "10000"  # every test image, here
     for model in MODELS:
         folder = trained(model)
         manifests, failures = export_model(folder, [export.get_format("tflm"), export.get_format("c")], dataset,
@@ -30,6 +32,7 @@ def c_exports(trained, dataset):
         assert not failures, failures
         tflm, c = manifests
         made[model] = (tflm, c, folder / "c")
+    os.environ["FMNIST_C_CHECK_IMAGES"] = before or "10000"
     return made
 
 

@@ -4,12 +4,13 @@ library, no malloc and no interpreter (fmnist/export/cgen): `model.h`, `model.c`
 
 Its integer arithmetic is TFLite's reference kernels', step for step, so its outputs must be
 bit-identical to TFLM's: each export is compiled for this host and compared with TFLM on
-TFLM_CHECK_IMAGES test images. A mismatch does not stop the export: it is kept, and its manifest
+every test image (`check_images`). A mismatch does not stop the export: it is kept, and its manifest
 says which image differs first, as every missed gate is kept and said."""
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 from importlib import metadata
 
@@ -19,7 +20,11 @@ from fmnist.export import register_format
 from fmnist.export.base import Format
 from fmnist.storage import file_sha256
 
-TFLM_CHECK_IMAGES = 10_000
+CHECK_IMAGES = "FMNIST_C_CHECK_IMAGES"  # the test suite checks fewer; a benchmark run checks all 10,000
+
+
+def check_images() -> int:
+    return int(os.environ.get(CHECK_IMAGES, 10_000))
 STRICT = ("-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic")
 
 
@@ -58,6 +63,9 @@ class CExport(Format):
     activation_bits = 8
     float_counterpart = "tflite"
 
+    def settings(self) -> dict:
+        return {**super().settings(), "tflm_check_images": check_images()}
+
     def not_for(self, variant):
         if variant.prune:
             return ("the C export does not exploit sparsity (weights are stored densely): a pruned model takes the "
@@ -75,7 +83,7 @@ class CExport(Format):
             (folder / name).write_text(text)
         strict_compile(folder, ctx.scratch)
         test_images, _ = fdata.load_test_set()
-        equality = tflm_equality(flatbuffer, folder, test_images[:TFLM_CHECK_IMAGES])
+        equality = tflm_equality(flatbuffer, folder, test_images[:check_images()])
         facts = {**facts, "tflm_equality": equality}
         (folder / "model.json").write_text(json.dumps(facts, indent=1))
         ops = sorted({op for layer in facts["layers"] for op in layer["type"].split("+")})
