@@ -70,7 +70,7 @@ def number(kind, text: str, low, high, what: str):
 
 
 def user_model_options(parser) -> None:
-    """How a user model's input is read (README: "Bring your own model")."""
+    """How a user model's input is read (docs/usage.md: "Bring your own model")."""
     from fmnist.user.contract import SIDECAR_SUFFIX
     group = parser.add_argument_group("user models", f"the input scaling, when not [0, 1]: these flags, or a "
                                                      f"{SIDECAR_SUFFIX} file beside the model")

@@ -58,7 +58,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--exports", type=Path, default=None, metavar="DIR",
                         help="where trained models and artifacts live (default: exports/ or $FMNIST_EXPORTS)")
     parser.add_argument("--data-dir", type=Path, default=None,
-                        help="folder with the four Fashion-MNIST IDX gz files (default: searched, see README)")
+                        help="folder with the four Fashion-MNIST IDX gz files (default: searched, see docs/usage.md)")
     parser.add_argument("--results", type=Path, default=Path("results"), help="where reports are written")
     parser.add_argument("--quiet", action="store_true", help="no progress bars (they are off anyway when the output "
                                                              "is not a terminal)")
@@ -69,7 +69,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def _cluster_options(parser, devices: bool) -> None:
-    group = parser.add_argument_group("cluster", "where the jobs run (README: 'Run on several machines')")
+    group = parser.add_argument_group("cluster", "where the jobs run (docs/usage.md: 'Run on several machines')")
     group.add_argument("--cluster", metavar="ADDRESS", help="a Dask scheduler (tcp://HOST:8786, tls://...); default: a "
                                                             "local cluster, one single-threaded worker per core")
     group.add_argument("--insecure-cluster", action="store_true",
@@ -87,7 +87,7 @@ def _checked(parser, known: list[str], chosen: list[str], what: str) -> list[str
     return list(dict.fromkeys(chosen))
 
 
-MODEL_HELP = "registered names, .keras/.h5/.onnx files or package.module:function factories (see README)"
+MODEL_HELP = "registered names, .keras/.h5/.onnx files or package.module:function factories (see docs/usage.md)"
 
 
 def _models(parser, names: list[str], args=None, zoo_from: Path | None = None) -> list[str]:
@@ -337,7 +337,7 @@ def export_main(argv=None) -> int:
 @_guarded
 def bench_main(argv=None) -> int:
     """fmnist-bench: the whole pipeline (train, export, measure every runtime) and results/.
-    `fmnist-bench pack` and `fmnist-bench merge` benchmark on a device (see README)."""
+    `fmnist-bench pack` and `fmnist-bench merge` benchmark on a device (see docs/usage.md)."""
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in ("pack", "merge"):
         from fmnist.device_cli import merge_main, pack_main

@@ -45,7 +45,7 @@ def check_address(address: str, insecure: bool = False) -> str:
         raise ClusterError(f"{address}: not a cluster address (tcp://HOST:PORT or tls://HOST:PORT)")
     if parts.scheme == "tcp" and not insecure and not _loopback(parts.hostname):
         raise ClusterError(f"{address}: refusing a cluster beyond this machine without TLS (its protocol runs what it "
-                           f"is sent); use tls:// with distributed's security settings (README: 'Run on several "
+                           f"is sent); use tls:// with distributed's security settings (docs/usage.md: 'Run on several "
                            f"machines'), or pass --insecure-cluster on a network you trust")
     return f"{parts.scheme}://{parts.netloc}"
 

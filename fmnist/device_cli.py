@@ -1,5 +1,5 @@
 """fmnist-bench pack and fmnist-bench merge: benchmark on a device by hand (one file there, its
-JSON back), for a device that is not a worker of a cluster (README: "Benchmark on your device")."""
+JSON back), for a device that is not a worker of a cluster (docs/usage.md: "Benchmark on your device")."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,7 +12,7 @@ from fmnist.plan import DEVICE_FORMATS
 
 @_guarded
 def pack_main(argv) -> int:
-    """fmnist-bench pack: one file to benchmark on a device without TensorFlow (see README)."""
+    """fmnist-bench pack: one file to benchmark on a device without TensorFlow (see docs/usage.md)."""
     from fmnist.export import list_formats
     parser = OneLineParser(prog="fmnist-bench pack", description=pack_main.__doc__)
     _list(parser, "--model", "name", f"models to pack (default: all): {MODEL_HELP}")

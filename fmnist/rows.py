@@ -1,5 +1,5 @@
 """The result row of results/benchmark.json, defined once: every stage builds rows through `row()`,
-README's contract table is tested against `Row`, and a field nobody defined is a programming error.
+docs/results.md's contract table is tested against `Row`, and a field nobody defined is a programming error.
 
 TF-free: the device runner builds its rows here too.
 """

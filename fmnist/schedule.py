@@ -68,7 +68,7 @@ class Pipeline:
         if id(client) not in self._scattered:
             if not self._scattered_before and not offered(client).get(TRAINING):  # else Dask: "No valid workers"
                 raise ClusterError(f"no worker in the cluster trains: start one with dask worker ADDRESS "
-                                   f"--resources \"{TRAINING}=1\" (README: 'Run on several machines')")
+                                   f"--resources \"{TRAINING}=1\" (docs/usage.md: 'Run on several machines')")
             self._scattered[id(client)] = client.scatter(self.ds, broadcast=True, hash=False)
             self._scattered_before = True
         return self._scattered[id(client)]

@@ -12,6 +12,7 @@ import contextlib
 import os
 import shutil
 import tempfile
+import time
 import warnings
 from pathlib import Path
 
@@ -44,4 +45,8 @@ def contained():
                 os.environ[name] = value
         tempfile.tempdir = None
         warnings.filters[:] = filters
-        shutil.rmtree(root, ignore_errors=True)
+        for _ in range(5):  # a worker or browser that is still exiting may write a last file
+            shutil.rmtree(root, ignore_errors=True)
+            if not root.exists():
+                break
+            time.sleep(0.5)

@@ -1,6 +1,7 @@
 """The C export: bit-identical to TFLM on real test images (an MLP and a CNN), a static memory plan
 smaller than TFLM's arena, the host runtime, and one model built and counted on an emulated core."""
 import os
+import shutil
 import subprocess
 
 import numpy as np
@@ -21,12 +22,15 @@ MODELS = ("mlp128", "micro_cnn")
 
 
 @pytest.fixture(scope="module")
-def c_exports(trained, dataset):
-    """{model: (tflm manifest, c manifest, c folder)} for an MLP and a CNN."""
+def c_exports(trained, dataset, tmp_path_factory):
+    """{model: (tflm manifest, c manifest, c folder)} for an MLP and a CNN, in exports of its own (the
+    session's keep the 1,000-image check the other tests read)."""
     made, before = {}, os.environ.get("FMNIST_C_CHECK_IMAGES")
     os.environ["FMNIST_C_CHECK_IMAGES"] = "10000"  # every test image, here
+    exports = tmp_path_factory.mktemp("c-exports")
     for model in MODELS:
-        folder = trained(model)
+        folder = exports / model
+        shutil.copytree(trained(model), folder, ignore=shutil.ignore_patterns("c", "tflm"))
         manifests, failures = export_model(folder, [export.get_format("tflm"), export.get_format("c")], dataset,
                                            RunConfig(epochs=1))
         assert not failures, failures

@@ -90,8 +90,10 @@ def test_the_runner_measures_every_artifact_without_tensorflow(device_run, expor
     assert {(r["model"], r["format"], r["runtime"]) for r in ok} == {
         (m, f, runtime) for m in ("mlp128", "cnn32_64") for f in ("tflite", "tflite-int8", "onnx", "onnx-int8")
         for runtime in ("litert" if f.startswith("tflite") else "onnxruntime", "openvino")}
-    assert all(r["openvino"]["compute_precision"] == ("int8" if f.endswith("int8") else "float32")
-               for r in ok if r["runtime"] == "openvino" for f in [r["format"]])
+    precision = {(r["model"], r["format"]): r["openvino"]["compute_precision"] for r in ok if r["runtime"] == "openvino"}
+    assert all(p == "float32" for (_, f), p in precision.items() if not f.endswith("int8"))
+    assert all(p == "int8" or p.startswith("mixed: ") and "int8" in p  # an AMX Xeon keeps some convs in float32
+               for (_, f), p in precision.items() if f.endswith("int8"))
     unavailable = {r["runtime"]: r["error"] for r in result["records"] if r["status"] == "unavailable"}
     assert "tflite_micro is not installed" in unavailable["tflm"]
     # the same harness on the host gives the same accuracy on the same file
@@ -139,11 +141,10 @@ def test_merge_adds_the_device_once_and_refuses_altered_or_foreign_files(device_
         "foreign": ({**result, "bundle": {**result["bundle"], "version": 99}}, "made by bundle version 99"),
         "escaping": ({**result, "machine": {**result["machine"], "label": "../../../p1/pwned"}}, "label"),
         "host": ({**result, "machine": {**result["machine"], "label": "host"}}, "is the host's own label"),
-        "unpacked": ({**result, "bundle": {**result["bundle"], "sha256": "0" * 64}}, "was not packed from"),
         "other file": (edited(ok, artifact_sha256="1" * 64), "not an artifact this host packed"),
-        "nan": (edited(ok, accuracy=float("nan")), "accuracy nan is not a finite figure"),
+        "nan": (edited(ok, accuracy=float("nan")), "accuracy is nan, not a finite figure"),
         "negative": (edited(ok, latency_us={**records[ok]["latency_us"], "p50": -3}), "latency_us.p50 -3"),
-        "new field": (edited(ok, rogue=1), "unknown fields rogue"),
+        "new field": (edited(ok, rogue=1), "unknown field 'rogue'"),
         "relabelled row": (edited(ok, machine="other"), "is not the file's"),
     }
     before = sorted(p.name for p in tmp_path.rglob("*"))

@@ -292,8 +292,9 @@ def test_one_line_survives_a_broken_str():
 
 
 def test_a_second_run_on_the_same_exports_refuses_with_no_wait(tmp_path, capsys):
-    with lock.exclusive(tmp_path):
-        assert cli.train_main(["mlp4x2", "--exports", str(tmp_path), "--results", str(tmp_path / "r"),
+    (tmp_path / "e").mkdir()
+    with lock.exclusive(tmp_path / "e"):
+        assert cli.train_main(["mlp4x2", "--exports", str(tmp_path / "e"), "--results", str(tmp_path / "r"),
                                "--no-wait"]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "in use by another fmnist run" in err

@@ -26,8 +26,10 @@ def test_openvino_records_the_precision_its_kernels_ran_at(measured):
             assert precision == "int8" or not get_format(fmt).full_integer or fmt == "tflite-int16x8", (fmt, precision)
         elif fmt == "tflite-int8-mixed":
             assert precision.startswith("mixed: ") and "int8" in precision and "float32" in precision, r
-        elif get_format(fmt).full_integer and fmt != "tflite-int16x8":
-            assert precision == "int8", (model, variant, fmt, r["openvino"]["kernels"])
+        elif get_format(fmt).full_integer and fmt != "tflite-int16x8":  # int8, or mixed where the CPU's plugin
+            # keeps some ops in float32 (an AMX Xeon ran cnn32_64's int8 convolutions on brgconv f32 kernels)
+            assert precision == "int8" or (precision.startswith("mixed: ") and "int8" in precision), \
+                (model, variant, fmt, r["openvino"]["kernels"])
         else:
             assert precision == "float32", (model, variant, fmt, r["openvino"]["kernels"])
         assert all(k["kernel"] and k["op"] for k in r["openvino"]["kernels"])

@@ -36,6 +36,9 @@ TOPICS = {  # optional pages: file -> (render function, what the README says of 
 }
 
 
+_WARNED: set = set()
+
+
 def device_results(results: Path, exports: Path | None) -> list[dict]:
     """The device runs in results/devices/<label>.json that pass validation (`bundle.device_result_
     problem`) against `exports`; each other file is named in one warning line and left out."""
@@ -49,10 +52,12 @@ def device_results(results: Path, exports: Path | None) -> list[dict]:
             problem = f"not a device result ({one_line(e, 120)})"
         if not problem and path.stem != result["machine"]["label"]:
             problem = f"its machine label {result['machine']['label']!r} is not its file name"
-        if problem:
+        if problem and (str(path), problem) not in _WARNED:  # once a run, not at every refresh
+            _WARNED.add((str(path), problem))
             print(f"warning: {path}: left out of the results: {problem}", file=sys.stderr)
-        else:
-            found.append(result)
+        if problem:
+            continue
+        found.append(result)
     return found
 
 
