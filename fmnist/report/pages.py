@@ -215,8 +215,10 @@ def readme(document: dict, pages: dict[str, str], plots: list[str]) -> str:
     heads = a.headlines(host)
     edge = sorted({r["runtime"] for r in a.ok_rows(host) if a.is_edge(r)})
     lines = ["# Results: which model, in which format, on which runtime", "",
-             "Written by `fmnist-bench` (`tox -e bench`) from a real run; do not edit by hand. Every page and "
-             "row here is this run's (device rows: as their machines reported them, see devices.md).", "",
+             "Written by `fmnist-bench` (`tox -e bench`) from real runs; do not edit by hand. Each row says when "
+             "it was measured (`measured_on`): a run keeps the rows it was not asked for while their files are "
+             "unchanged" + (", and device rows are as their machines reported them (devices.md)."
+                             if len(document.get("machines", {})) > 1 else "."), "",
              *deploy_lines(document), "## Headline", "",
              table([_headline_row(h) for h in heads],
                    ["model", "README", "source acc", f"fastest edge row within {100 * MAX_ACCURACY_DROP:g} pts",
