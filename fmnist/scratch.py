@@ -16,6 +16,8 @@ import time
 import warnings
 from pathlib import Path
 
+import psutil
+
 FOLDERS = {"TMPDIR": "tmp", "XDG_CACHE_HOME": "cache", "MPLCONFIGDIR": "matplotlib", "KERAS_HOME": "keras",
            "HOME": "home"}  # HOME: OpenVINO's telemetry knows no other setting
 
@@ -29,6 +31,7 @@ def contained():
     saved = {name: os.environ.get(name) for name in [*FOLDERS, "FMNIST_DATA_DIR", "PYTHONWARNINGS", "FMNIST_VERBOSE"]}
     root = Path(tempfile.mkdtemp(prefix="fmnist-run-"))
     filters = warnings.filters[:]
+    before = {child.pid for child in psutil.Process().children(recursive=True)}
     try:
         if not saved["FMNIST_DATA_DIR"] and data.has_all(data.KERAS_CACHE):
             os.environ["FMNIST_DATA_DIR"] = str(data.KERAS_CACHE)  # a worker's home is the temp one
@@ -45,7 +48,9 @@ def contained():
                 os.environ[name] = value
         tempfile.tempdir = None
         warnings.filters[:] = filters
-        for _ in range(5):  # a worker or browser that is still exiting may write a last file
+        started = [c for c in psutil.Process().children(recursive=True) if c.pid not in before]
+        psutil.wait_procs(started, timeout=15)  # a Dask worker still closing writes to its scratch space
+        for _ in range(5):  # and anything else still exiting may write a last file
             shutil.rmtree(root, ignore_errors=True)
             if not root.exists():
                 break
