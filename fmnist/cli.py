@@ -173,6 +173,14 @@ class _Interrupt:
         raise KeyboardInterrupt
 
 
+def _quiet_exit() -> None:
+    """After an interrupt, a half-started Dask cluster's atexit clean-up would print a traceback and
+    its logger a line: the one line said is the last."""
+    import logging
+    sys.unraisablehook = lambda unraisable: None
+    logging.getLogger("distributed").setLevel(logging.CRITICAL)
+
+
 def _guarded(main):
     """Turn any failure into a one-line message and an exit code (`FmnistError.exit_code`; 130 for
     Ctrl-C, whatever a library made of the KeyboardInterrupt; 1 for anything unexpected, whose
@@ -190,6 +198,7 @@ def _guarded(main):
         except (KeyboardInterrupt, Exception) as e:
             if _Interrupt.seen or isinstance(e, KeyboardInterrupt):  # TensorFlow turns it into a ValueError
                 print("interrupted: finished outputs are kept, nothing half-written was left", file=sys.stderr)
+                _quiet_exit()
                 return INTERRUPT_EXIT
             if isinstance(e, OSError) and not isinstance(e, FmnistError):  # a full disk, an unwritable folder
                 print(f"error: {e.filename or ''}{': ' if e.filename else ''}{e.strerror or one_line(e)}",

@@ -23,7 +23,11 @@ MAX_TEXT = 2_000
 MAX_DEPTH = 6
 # names shown as they are in pages and file names: letters, digits and a few separators, no markup
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.,:;()@/+#=~\-]{0,199}")
-NAME_FIELDS = ("model", "source", "variant", "format", "runtime", "machine", "status", "kind", "version")
+NAME_FIELDS = ("model", "source", "variant", "format", "runtime", "machine", "status", "kind", "version", "device",
+               "provider")
+NUMERIC_FIELDS = ("latency_us", "single_thread", "per_class_accuracy_delta")  # numbers at every depth, never a bool
+MARKUP = re.compile(r"<[A-Za-z/!?]|`|\]\(")  # text is shown in pages, the explorer and spreadsheets: no HTML tag,
+#                                             code span or link (a bare "<=" is text)
 KEY_FIELDS = ("model", "variant", "format", "runtime", "machine")
 
 
@@ -39,8 +43,10 @@ TYPES = {field: _allowed(hint) for field, hint in typing.get_type_hints(Row).ite
 def text_problem(value: str, what: str) -> str | None:
     if len(value) > MAX_TEXT:
         return f"{what} is {len(value)} characters long"
-    if any(ord(c) < 32 or 0x7F <= ord(c) < 0xA0 or c in "\u2028\u2029" for c in value):
+    if any(ord(c) < 32 or 0x7F <= ord(c) < 0xA0 or c in "\u2028\u2029\u202e" for c in value):
         return f"{what} holds control characters"
+    if MARKUP.search(value) or value[:1] in ("=", "@"):
+        return f"{what} holds markup or a formula"
     return None
 
 
@@ -61,6 +67,8 @@ def _nested_problem(path: str, value, depth: int = 0) -> str | None:
     """Every number in a nested figure finite and in range, every text plain, nesting bounded."""
     if depth > MAX_DEPTH:
         return f"{path} nests deeper than {MAX_DEPTH}"
+    if isinstance(value, bool) and path.split(".")[0] in NUMERIC_FIELDS:
+        return f"{path} is a bool, not a figure"
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):

@@ -99,7 +99,10 @@ def test_the_committed_device_file_passes_and_each_hostile_edit_is_refused():
                                                                             "mean": float("nan")}),
              "inf single thread": ("single_thread", {"throughput_ips": float("inf")}),
              "delta past 1": ("accuracy_delta", -3.0), "status": ("status", "great"),
-             "markup": ("runtime", "<img src=x onerror=alert(1)>"), "wrong type": ("accuracy", "0.9")}
+             "markup": ("runtime", "<img src=x onerror=alert(1)>"), "wrong type": ("accuracy", "0.9"),
+             "bool figure": ("latency_us", {"p50": True, "p90": 1.0, "p99": 1.0}),
+             "script": ("device", "<script>alert(1)</script>"), "link": ("provider", "[x](javascript:alert(1))"),
+             "tag in a list": ("variant_flags", ["<img src=x>"]), "formula": ("device", '=HYPERLINK("http://x","y")')}
     for what, (field, value) in edits.items():
         edited = copy.deepcopy(result)
         edited["records"][ok][field] = value

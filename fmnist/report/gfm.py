@@ -64,5 +64,11 @@ def csv_of(rows: list[dict], columns: list[Column]) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow([c.header for c in columns])
     for r in rows:
-        writer.writerow([_raw(c.value(r)) for c in columns])
+        writer.writerow([spreadsheet_safe(_raw(c.value(r))) for c in columns])
     return out.getvalue()
+
+
+def spreadsheet_safe(value):
+    """A text cell a spreadsheet would run as a formula (=, +, -, @ first) is quoted by a leading
+    apostrophe; numbers are left as they are."""
+    return f"'{value}" if isinstance(value, str) and value[:1] in ("=", "+", "-", "@") else value

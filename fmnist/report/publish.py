@@ -18,6 +18,7 @@ from pathlib import Path
 from fmnist import plots, resultsdir
 from fmnist.atomic import write_json, write_text
 from fmnist.errors import one_line
+from fmnist.report.gfm import spreadsheet_safe
 from fmnist.environment import HOST_LABEL
 from fmnist.report import analysis, banner, explorer, pages, profile, schema, topics
 
@@ -75,7 +76,7 @@ def flatten(record: dict, prefix: str = "") -> dict:
 
 
 def _csv(records: list[dict]) -> str:
-    rows = [flatten(r) for r in records]
+    rows = [{k: spreadsheet_safe(v) for k, v in flatten(r).items()} for r in records]
     out = io.StringIO()
     writer = csv.DictWriter(out, list(dict.fromkeys(k for row in rows for k in row)))
     writer.writeheader()
