@@ -6,16 +6,14 @@ Usage errors exit 2, failures of data or models exit 1, Ctrl-C exits 130; none p
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
-import signal
 import sys
 import tempfile
 from pathlib import Path
 
-from fmnist import scratch
 from fmnist.arguments import OneLineParser, number, suggestion, user_model_options
 from fmnist.config import CALIBRATION_IMAGES, RunConfig
+from fmnist.guard import HELD, guarded
 from fmnist.models import UnknownModel, get_spec, list_models
 
 MAX_CALIBRATION = 60_000  # the training set: calibration never uses a test image
@@ -148,9 +146,6 @@ def _results(parser, args, exports: Path | None) -> Path:
     return _writable(parser, args.results, "--results", swapped=True)
 
 
-_HELD = contextlib.ExitStack()  # the exports folder's lock, released when the command ends (_guarded)
-
-
 def _exports(parser, args) -> Path:
     from fmnist.storage import DEFAULT_EXPORTS
     return _writable(parser, args.exports or DEFAULT_EXPORTS, "--exports")
@@ -159,65 +154,10 @@ def _exports(parser, args) -> Path:
 def _lock(args, exports: Path) -> None:
     """Hold the exports folder for this run (`fmnist.lock`), once every check has passed."""
     from fmnist import lock
-    _HELD.enter_context(lock.exclusive(exports, wait=not getattr(args, "no_wait", False)))
+    HELD.enter_context(lock.exclusive(exports, wait=not getattr(args, "no_wait", False)))
 
 
-class _Interrupt:
-    """Ctrl-C sets a flag as well as raising: a KeyboardInterrupt that lands in a finalizer is
-    swallowed by Python ("Exception ignored in ..."), and the flag still makes the exit 130."""
-    seen = False
-
-    @classmethod
-    def handler(cls, signum, frame):
-        cls.seen = True
-        raise KeyboardInterrupt
-
-
-def _quiet_exit() -> None:
-    """After an interrupt, a half-started Dask cluster's atexit clean-up would print a traceback and
-    its logger a line: the one line said is the last."""
-    import logging
-    sys.unraisablehook = lambda unraisable: None
-    logging.getLogger("distributed").setLevel(logging.CRITICAL)
-
-
-def _guarded(main):
-    """Turn any failure into a one-line message and an exit code (`FmnistError.exit_code`; 130 for
-    Ctrl-C, whatever a library made of the KeyboardInterrupt; 1 for anything unexpected, whose
-    traceback FMNIST_DEBUG=1 shows)."""
-    def wrapper(argv=None):
-        from fmnist.errors import FAILURE_EXIT, INTERRUPT_EXIT, FmnistError, one_line
-        _Interrupt.seen = False
-        previous = signal.signal(signal.SIGINT, _Interrupt.handler)
-        try:
-            with scratch.contained():
-                code = main(argv)
-            if _Interrupt.seen:
-                raise KeyboardInterrupt
-            return code
-        except (KeyboardInterrupt, Exception) as e:
-            if _Interrupt.seen or isinstance(e, KeyboardInterrupt):  # TensorFlow turns it into a ValueError
-                print("interrupted: finished outputs are kept, nothing half-written was left", file=sys.stderr)
-                _quiet_exit()
-                return INTERRUPT_EXIT
-            if isinstance(e, OSError) and not isinstance(e, FmnistError):  # a full disk, an unwritable folder
-                print(f"error: {e.filename or ''}{': ' if e.filename else ''}{e.strerror or one_line(e)}",
-                      file=sys.stderr)
-                return FAILURE_EXIT
-            if os.environ.get("FMNIST_DEBUG") and not isinstance(e, FmnistError):
-                raise
-            expected = isinstance(e, FmnistError)
-            print(f"error: {one_line(e) if expected else 'unexpected ' + one_line(e) + ' (FMNIST_DEBUG=1 shows where)'}",
-                  file=sys.stderr)
-            return e.exit_code if expected else FAILURE_EXIT
-        finally:
-            _HELD.close()
-            signal.signal(signal.SIGINT, previous)
-    wrapper.__doc__ = main.__doc__
-    return wrapper
-
-
-@_guarded
+@guarded
 def train_main(argv=None) -> int:
     """fmnist-train: train registered models by their recipes (cached) and write results/training.md."""
     parser = OneLineParser(prog="fmnist-train", description=train_main.__doc__)
@@ -276,7 +216,7 @@ def _variant_options(parser) -> None:
                              "2 for pruning)")
 
 
-@_guarded
+@guarded
 def export_main(argv=None) -> int:
     """fmnist-export: export trained models (training what is missing) to deployable formats,
     each artifact validated against its source model, with a manifest beside it."""
@@ -343,7 +283,7 @@ def export_main(argv=None) -> int:
     return 1 if failures or (args.strict and warnings) else 0
 
 
-@_guarded
+@guarded
 def bench_main(argv=None) -> int:
     """fmnist-bench: the whole pipeline (train, export, measure every runtime) and results/.
     `fmnist-bench pack` and `fmnist-bench merge` benchmark on a device (see docs/usage.md)."""

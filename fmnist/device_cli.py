@@ -6,11 +6,12 @@ from pathlib import Path
 
 from fmnist import storage
 from fmnist.arguments import OneLineParser, user_model_options
-from fmnist.cli import MODEL_HELP, _checked, _guarded, _list, _models, _results, _writable
+from fmnist.cli import MODEL_HELP, _checked, _list, _models, _results, _writable
+from fmnist.guard import guarded
 from fmnist.plan import DEVICE_FORMATS
 
 
-@_guarded
+@guarded
 def pack_main(argv) -> int:
     """fmnist-bench pack: one file to benchmark on a device without TensorFlow (see docs/usage.md)."""
     from fmnist.export import list_formats
@@ -46,7 +47,7 @@ def pack_main(argv) -> int:
     return 0
 
 
-@_guarded
+@guarded
 def merge_main(argv) -> int:
     """fmnist-bench merge: add device results (from a bundle run) to results/, under their machine."""
     parser = OneLineParser(prog="fmnist-bench merge", description=merge_main.__doc__)

@@ -8,6 +8,7 @@ import time
 import pytest
 
 from fmnist import cli
+from fmnist.guard import guarded
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -88,7 +89,7 @@ def test_train_command_takes_names_either_way_and_writes_the_training_report(tmp
 def test_a_swallowed_ctrl_c_still_exits_130(capsys):
     """Python drops a KeyboardInterrupt raised inside a finalizer ("Exception ignored in ..."):
     the command must still stop with 130, not report success."""
-    @cli._guarded
+    @guarded
     def main(argv):
         try:
             os.kill(os.getpid(), signal.SIGINT)
